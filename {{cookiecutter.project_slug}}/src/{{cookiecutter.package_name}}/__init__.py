@@ -1,0 +1,1 @@
+"""The service's package: one module per pipeline stage, driven by `cli`."""

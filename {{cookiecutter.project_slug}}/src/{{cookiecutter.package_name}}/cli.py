@@ -1,0 +1,122 @@
+"""Command line: one thin command per pipeline stage.
+
+Stage modules are imported inside each command so that `--help` stays fast: pandas and
+scikit-learn take seconds to import, Great Expectations far longer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from .errors import ProjectError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name=__name__.partition(".")[0],
+    help="Run the ML lifecycle stages of this project (see `dvc.yaml` for the pipeline).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print a ProjectError as one line on stderr and exit with its code, never a traceback."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ProjectError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return run
+
+
+@app.command()
+@reports_errors
+def prepare() -> None:
+    """Write data/raw from data.source and hold back a production batch for monitoring."""
+    from .contract import load_contract
+    from .prepare import run_prepare
+    from .settings import load_settings
+
+    settings = load_settings()
+    contract = load_contract(settings.contract_path)
+    result = run_prepare(settings, contract.target.name)
+    typer.echo(
+        f"prepared {result.raw_rows} rows -> {settings.data.raw_path}; "
+        f"training pool {result.train_rows} -> {settings.data.train_path}; "
+        f"production batch {result.production_rows} -> {settings.data.production_path}"
+    )
+
+
+@app.command()
+@reports_errors
+def profile(
+    csv: Annotated[Path, typer.Argument(help="Any CSV file with a header row.")],
+    target: Annotated[str, typer.Option(help="Name of the column the model predicts.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of printing.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Contract name (default: file stem).")] = None,
+    margin: Annotated[
+        float, typer.Option(help="Widen observed numeric ranges by this share of the range.")
+    ] = 0.1,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Propose a data contract from a CSV; review it, then point contract_path at it."""
+    from .contract import dump_contract, save_contract
+    from .profile import propose_contract
+    from .tabular import read_table
+
+    if output is not None and output.exists() and not force:
+        raise ProjectError(f"{output} already exists; fix: pass --force to replace it")
+    contract, skipped = propose_contract(read_table(csv), target, name or csv.stem, margin)
+    for reason in skipped:
+        typer.echo(f"warning: left out {reason}", err=True)
+    if output is None:
+        typer.echo(dump_contract(contract), nl=False)
+    else:
+        save_contract(contract, output, overwrite=force)
+        typer.echo(f"proposed contract for {len(contract.features)} features -> {output}")
+
+
+@app.command()
+@reports_errors
+def validate(
+    data: Annotated[
+        Path | None, typer.Option(help="CSV to validate (default: data.raw_path from params.yaml).")
+    ] = None,
+) -> None:
+    """Check data against the contract with Great Expectations; exit 1 if it breaks it."""
+    from .contract import load_contract
+    from .errors import DataValidationError
+    from .settings import load_settings
+    from .validate import format_outcome, validate_file
+
+    settings = load_settings()
+    contract = load_contract(settings.contract_path)
+    outcome = validate_file(
+        data or settings.data.raw_path,
+        contract,
+        settings.validation.min_rows,
+        settings.validation.report_dir,
+    )
+    if not outcome.success:
+        raise DataValidationError("data validation failed\n" + format_outcome(outcome))
+    typer.echo(format_outcome(outcome))
+    typer.echo(f"report: {outcome.data_docs}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,147 @@
+"""The data contract: one file declaring the target and the features, their types and ranges.
+
+Everything that touches data reads it: the validation suite, the training pipeline, the API
+schema and the drift monitor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ProjectError
+from .settings import describe_validation_error
+
+ColumnType = Literal["float", "int", "category"]
+
+
+class Column(BaseModel):
+    """One column of the data: its type, whether it may be null, and the values it may take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    type: ColumnType
+    description: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_constraints(self) -> Self:
+        if self.type == "category":
+            if not self.allowed:
+                raise ValueError(f"category column '{self.name}' needs a non-empty 'allowed' list")
+            if len(set(self.allowed)) != len(self.allowed):
+                raise ValueError(f"column '{self.name}': 'allowed' has duplicate values")
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"category column '{self.name}' cannot have 'min' or 'max'")
+        elif self.allowed is not None:
+            raise ValueError(f"numeric column '{self.name}' cannot have 'allowed'; use min/max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column '{self.name}': min {self.min} is greater than max {self.max}")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether values are numbers (float or int) rather than categories."""
+        return self.type != "category"
+
+
+class Contract(BaseModel):
+    """The whole contract: a target and the features a model may use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    target: Column
+    features: list[Column] = Field(min_length=1)
+    allow_extra_columns: bool = False
+
+    @model_validator(mode="after")
+    def _check_unique_names(self) -> Self:
+        names = [column.name for column in self.columns]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"column names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def columns(self) -> list[Column]:
+        """Features first, then the target."""
+        return [*self.features, self.target]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the model's input columns, in contract order."""
+        return [column.name for column in self.features]
+
+
+def load_contract(path: Path) -> Contract:
+    """Read and check a contract file; every problem names the field and the fix."""
+    if not path.is_file():
+        raise ProjectError(
+            f"data contract {path} not found; fix: set contract_path in params.yaml, "
+            "or propose one with the 'profile' command"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ProjectError(f"data contract {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ProjectError(f"data contract {path} must be a YAML mapping with target and features")
+    try:
+        return Contract.model_validate(raw)
+    except ValidationError as error:
+        raise ProjectError(describe_validation_error(error, str(path))) from None
+
+
+class _InlineMapping(dict[str, Any]):
+    """A column entry, dumped on one line so a contract reads as a table."""
+
+
+class _ContractDumper(yaml.SafeDumper):
+    pass
+
+
+_ContractDumper.add_representer(
+    _InlineMapping,
+    lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True),
+)
+
+
+def _column_entry(column: Column) -> _InlineMapping:
+    entry = column.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    entry["nullable"] = column.nullable  # the one default worth reading in every entry
+    for bound in ("min", "max"):
+        if isinstance(entry.get(bound), float) and entry[bound].is_integer():
+            entry[bound] = int(entry[bound])
+    return _InlineMapping(entry)
+
+
+def dump_contract(contract: Contract) -> str:
+    """The contract as YAML, one line per column, in declaration order."""
+    document: dict[str, Any] = {"name": contract.name}
+    if contract.description:
+        document["description"] = contract.description
+    document["target"] = _column_entry(contract.target)
+    document["features"] = [_column_entry(column) for column in contract.features]
+    if contract.allow_extra_columns:
+        document["allow_extra_columns"] = True
+    dumped: str = yaml.dump(
+        document, Dumper=_ContractDumper, sort_keys=False, allow_unicode=True, width=200
+    )
+    return dumped
+
+
+def save_contract(contract: Contract, path: Path, *, overwrite: bool = False) -> None:
+    """Write the contract; an existing file is kept unless `overwrite` is set."""
+    if path.exists() and not overwrite:
+        raise ProjectError(f"{path} already exists; fix: pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_contract(contract), encoding="utf-8")

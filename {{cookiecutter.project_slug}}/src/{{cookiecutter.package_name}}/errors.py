@@ -1,0 +1,13 @@
+"""Errors a user can act on: the CLI prints them as one line and exits, never with a traceback."""
+
+
+class ProjectError(Exception):
+    """A problem with the user's input, settings or data; the message names it and the fix."""
+
+    exit_code = 2
+
+
+class DataValidationError(ProjectError):
+    """The data broke its contract; the validation gate stops the pipeline."""
+
+    exit_code = 1

@@ -1,0 +1,80 @@
+"""Command `profile`: propose a data contract from any CSV, for a human to review and edit."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .contract import Column, ColumnType, Contract
+from .errors import ProjectError
+
+# Integer columns with at most this many distinct values are proposed as categories (codes).
+MAX_INTEGER_CODES = 10
+# Text columns with more distinct values than this are free text, which the contract cannot hold.
+MAX_CATEGORIES = 50
+
+
+def _round_outward(value: float, *, up: bool) -> float:
+    """Round to 3 significant digits, away from the data, so observed values stay in range."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    step = 10 ** (math.floor(math.log10(abs(value))) - 2)
+    rounded = (math.ceil if up else math.floor)(value / step) * step
+    return float(f"{rounded:.12g}")
+
+
+def _numeric_range(values: pd.Series, margin: float, *, whole: bool) -> tuple[float, float]:
+    low, high = float(values.min()), float(values.max())
+    pad = (high - low) * margin
+    lower = low - pad
+    if low >= 0:  # a quantity that is never negative stays so
+        lower = max(lower, 0.0)
+    lower, upper = _round_outward(lower, up=False), _round_outward(high + pad, up=True)
+    return (float(math.floor(lower)), float(math.ceil(upper))) if whole else (lower, upper)
+
+
+def propose_column(name: str, values: pd.Series, margin: float) -> Column | None:
+    """A contract entry for one column, or None for free text the contract cannot describe."""
+    nullable = bool(values.isna().any())
+    present = values.dropna()
+    if present.empty:
+        return None
+    if pd.api.types.is_bool_dtype(present) or not pd.api.types.is_numeric_dtype(present):
+        distinct = sorted(present.astype(str).unique())
+        if len(distinct) > MAX_CATEGORIES:
+            return None
+        return Column(name=name, type="category", nullable=nullable, allowed=distinct)
+    # Nulls make pandas read whole numbers as floats, so whole floats count as integers.
+    is_integer = pd.api.types.is_integer_dtype(present) or bool((present == present.round()).all())
+    if is_integer and present.nunique() <= MAX_INTEGER_CODES:
+        allowed = [str(code) for code in sorted(present.unique())]
+        return Column(name=name, type="category", nullable=nullable, allowed=allowed)
+    column_type: ColumnType = "int" if is_integer else "float"
+    low, high = _numeric_range(present, margin, whole=is_integer)
+    return Column(name=name, type=column_type, nullable=nullable, min=low, max=high)
+
+
+def propose_contract(
+    frame: pd.DataFrame, target: str, name: str, margin: float = 0.1
+) -> tuple[Contract, list[str]]:
+    """Propose a contract for `frame`; also return the columns left out, with the reason."""
+    if target not in frame.columns:
+        found = ", ".join(map(str, frame.columns[:5]))
+        raise ProjectError(f"target column {target!r} is not in the data (columns: {found}, ...)")
+    if margin < 0:
+        raise ProjectError(f"margin {margin} is negative; fix: use 0 or more (0.1 = 10% of the range)")
+    skipped: list[str] = []
+    columns: dict[str, Column] = {}
+    for column_name in map(str, frame.columns):
+        proposed = propose_column(column_name, frame[column_name], margin)
+        if proposed is None:
+            skipped.append(f"{column_name}: free text or empty, which a contract cannot describe")
+        else:
+            columns[column_name] = proposed
+    if target not in columns:
+        raise ProjectError(f"target column {target!r} is free text or empty; it cannot be a target")
+    features = [column for column_name, column in columns.items() if column_name != target]
+    if not features:
+        raise ProjectError("no usable feature columns: every other column is free text or empty")
+    return Contract(name=name, target=columns[target], features=features), skipped

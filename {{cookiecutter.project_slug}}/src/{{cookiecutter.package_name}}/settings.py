@@ -1,0 +1,115 @@
+"""Typed settings: `params.yaml` (shared with DVC), overridden by environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from .errors import ProjectError
+
+PARAMS_FILE = Path("params.yaml")
+# Derived from the package name so the code carries no template values.
+ENV_PREFIX = __name__.partition(".")[0].upper() + "_"
+ENV_NESTED_DELIMITER = "__"
+
+Task = Literal["classification", "regression"]
+
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys are errors, not silently ignored typos."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(Section):
+    """Where the data comes from and how it is split."""
+
+    source: str = Field(min_length=1)
+    raw_path: Path
+    train_path: Path
+    production_path: Path
+    production_fraction: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class ValidationSettings(Section):
+    """The data validation gate."""
+
+    min_rows: int = Field(ge=1)
+    report_dir: Path
+
+
+class Settings(BaseSettings):
+    """Every setting the pipeline reads; all of them live in params.yaml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        yaml_file=PARAMS_FILE,
+        env_file=".env",
+    )
+
+    task: Task
+    contract_path: Path
+    data: DataSettings
+    validation: ValidationSettings
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments win, then the environment, then `.env`, then params.yaml."""
+        return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
+
+
+def env_var_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable that overrides the setting at `location`."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in location)
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem, naming the setting, what is wrong and where to fix it."""
+    lines = []
+    for problem in error.errors():
+        location = tuple(problem["loc"])
+        key = ".".join(str(part) for part in location)
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown setting '{key}'; fix: remove it or correct its spelling")
+        elif problem["type"] == "missing":
+            lines.append(f"{source}: missing setting '{key}'; fix: add it to {source}")
+        else:
+            lines.append(
+                f"{source}: setting '{key}' = {problem.get('input')!r}: {problem['msg']}; "
+                f"fix: correct it in {source} or in ${env_var_name(location)}"
+            )
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read and validate params.yaml from the current directory (the project root)."""
+    if not PARAMS_FILE.is_file():
+        raise ProjectError(
+            f"{PARAMS_FILE} not found in {Path.cwd()}; fix: run the command from the project root"
+        )
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from params.yaml
+    except yaml.YAMLError as error:
+        raise ProjectError(f"{PARAMS_FILE} is not valid YAML: {error}") from None
+    except ValidationError as error:
+        raise ProjectError(describe_validation_error(error, str(PARAMS_FILE))) from None

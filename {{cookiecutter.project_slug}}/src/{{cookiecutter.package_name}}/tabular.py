@@ -1,0 +1,85 @@
+"""Reading CSV files the way every stage expects them, with clear errors for unreadable files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .contract import Contract
+from .errors import ProjectError
+
+_SNIFF_BYTES = 8192
+
+
+class DataFileError(ProjectError):
+    """A data file that cannot be read as a CSV table."""
+
+
+def _check_is_text(path: Path) -> None:
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataFileError(f"{path}: file is empty (0 bytes); expected a CSV with a header row")
+    with path.open("rb") as stream:
+        head = stream.read(_SNIFF_BYTES)
+    if b"\x00" in head:
+        raise DataFileError(f"{path}: not a CSV file (binary content); expected comma-separated text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut at the sniff boundary is not an encoding problem.
+        if error.start < len(head) - 4:
+            raise DataFileError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV") from None
+
+
+def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
+    """Parse numbers but keep unparseable values as they are, so a type check can point at them."""
+    parsed = pd.to_numeric(values, errors="coerce")
+    keep_original = parsed.isna() & values.notna()
+    numbers = parsed.astype(object)
+    if whole:  # built as objects: pandas would turn ints beside a NaN back into floats
+        numbers = pd.Series(
+            [int(n) if float(n).is_integer() else n for n in numbers], index=values.index, dtype=object
+        )
+    return numbers.where(~keep_original, values)
+
+
+def _apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    for column in contract.columns:
+        if column.name not in frame.columns:
+            continue
+        values = frame[column.name]
+        if not column.is_numeric:
+            frame[column.name] = values.astype("string")
+        elif values.dtype == object:
+            frame[column.name] = _as_numbers_where_possible(values, whole=column.type == "int")
+        elif column.type == "int" and values.dtype.kind == "f":
+            whole = values.dropna()
+            if (whole == whole.round()).all():
+                # Nulls turn int columns into floats when read; the nullable Int64 undoes that.
+                frame[column.name] = values.astype("Int64")
+    return frame
+
+
+def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
+    """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
+    _check_is_text(path)
+    try:
+        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
+    except UnicodeDecodeError as error:
+        raise DataFileError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
+    if contract is None:
+        return frame
+    expected = [column.name for column in contract.columns]
+    if not set(frame.columns) & set(expected):
+        found = ", ".join(map(str, frame.columns[:3]))
+        raise DataFileError(
+            f"{path}: no column matches the data contract '{contract.name}' "
+            f"(expected {', '.join(expected[:3])}, ...; found {found}); "
+            "fix: supply a comma-separated file whose first row names the columns"
+        )
+    return _apply_contract_types(frame, contract)
