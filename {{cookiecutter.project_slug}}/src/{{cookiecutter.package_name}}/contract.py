@@ -98,7 +98,7 @@ def load_contract(path: Path) -> Contract:
     try:
         return Contract.model_validate(raw)
     except ValidationError as error:
-        raise ProjectError(describe_validation_error(error, str(path))) from None
+        raise ProjectError(describe_validation_error(error, str(path), from_env=False)) from None
 
 
 class _InlineMapping(dict[str, Any]):

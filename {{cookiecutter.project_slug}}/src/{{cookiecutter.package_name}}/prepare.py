@@ -13,6 +13,7 @@ from .settings import Settings
 from .tabular import read_table
 
 SKLEARN_PREFIX = "sklearn:"
+MIN_ROWS_TO_SPLIT = 2
 
 
 def _breast_cancer() -> pd.DataFrame:
@@ -55,7 +56,9 @@ def load_source(source: str) -> pd.DataFrame:
         name = source.removeprefix(SKLEARN_PREFIX)
         if name not in SKLEARN_DATASETS:
             known = ", ".join(SKLEARN_PREFIX + known for known in SKLEARN_DATASETS)
-            raise ProjectError(f"data.source {source!r} is unknown; fix: use one of {known} or a CSV path")
+            raise ProjectError(
+                f"data.source {source!r} is unknown; fix: use one of {known} or a CSV path"
+            )
         return SKLEARN_DATASETS[name]()
     return read_table(Path(source))
 
@@ -66,8 +69,10 @@ def split_production(
     """Deterministically hold back `fraction` of the rows, keeping class shares when stratified."""
     from sklearn.model_selection import train_test_split
 
-    if len(frame) < 2:
-        raise ProjectError(f"the data has {len(frame)} rows; at least 2 are needed to split it")
+    if len(frame) < MIN_ROWS_TO_SPLIT:
+        raise ProjectError(
+            f"the data has {len(frame)} rows; at least {MIN_ROWS_TO_SPLIT} are needed to split it"
+        )
     stratify = frame[stratify_by] if stratify_by else None
     train, production = train_test_split(
         frame, test_size=fraction, random_state=seed, stratify=stratify

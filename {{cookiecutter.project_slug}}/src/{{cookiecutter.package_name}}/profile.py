@@ -63,7 +63,9 @@ def propose_contract(
         found = ", ".join(map(str, frame.columns[:5]))
         raise ProjectError(f"target column {target!r} is not in the data (columns: {found}, ...)")
     if margin < 0:
-        raise ProjectError(f"margin {margin} is negative; fix: use 0 or more (0.1 = 10% of the range)")
+        raise ProjectError(
+            f"margin {margin} is negative; fix: use 0 or more (0.1 = 10% of the range)"
+        )
     skipped: list[str] = []
     columns: dict[str, Column] = {}
     for column_name in map(str, frame.columns):

@@ -83,20 +83,23 @@ def env_var_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in location)
 
 
-def describe_validation_error(error: ValidationError, source: str) -> str:
+def describe_validation_error(error: ValidationError, source: str, *, from_env: bool = True) -> str:
     """One line per problem, naming the setting, what is wrong and where to fix it."""
     lines = []
     for problem in error.errors():
         location = tuple(problem["loc"])
         key = ".".join(str(part) for part in location)
         if problem["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown setting '{key}'; fix: remove it or correct its spelling")
+            lines.append(
+                f"{source}: unknown setting '{key}'; fix: remove it or correct its spelling"
+            )
         elif problem["type"] == "missing":
             lines.append(f"{source}: missing setting '{key}'; fix: add it to {source}")
         else:
+            fix = f"{source} or ${env_var_name(location)}" if from_env else source
             lines.append(
                 f"{source}: setting '{key}' = {problem.get('input')!r}: {problem['msg']}; "
-                f"fix: correct it in {source} or in ${env_var_name(location)}"
+                f"fix: correct it in {fix}"
             )
     return "\n".join(lines)
 
@@ -108,7 +111,7 @@ def load_settings() -> Settings:
             f"{PARAMS_FILE} not found in {Path.cwd()}; fix: run the command from the project root"
         )
     try:
-        return Settings()  # type: ignore[call-arg]  # values come from params.yaml
+        return Settings()
     except yaml.YAMLError as error:
         raise ProjectError(f"{PARAMS_FILE} is not valid YAML: {error}") from None
     except ValidationError as error:

@@ -24,13 +24,17 @@ def _check_is_text(path: Path) -> None:
     with path.open("rb") as stream:
         head = stream.read(_SNIFF_BYTES)
     if b"\x00" in head:
-        raise DataFileError(f"{path}: not a CSV file (binary content); expected comma-separated text")
+        raise DataFileError(
+            f"{path}: not a CSV file (binary content); expected comma-separated text"
+        )
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
         # A multi-byte character cut at the sniff boundary is not an encoding problem.
         if error.start < len(head) - 4:
-            raise DataFileError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV") from None
+            raise DataFileError(
+                f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
+            ) from None
 
 
 def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
@@ -40,7 +44,9 @@ def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
     numbers = parsed.astype(object)
     if whole:  # built as objects: pandas would turn ints beside a NaN back into floats
         numbers = pd.Series(
-            [int(n) if float(n).is_integer() else n for n in numbers], index=values.index, dtype=object
+            [int(n) if float(n).is_integer() else n for n in numbers],
+            index=values.index,
+            dtype=object,
         )
     return numbers.where(~keep_original, values)
 
@@ -68,7 +74,9 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
     except UnicodeDecodeError as error:
-        raise DataFileError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV") from None
+        raise DataFileError(
+            f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = str(error).strip().splitlines()[0]
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None

@@ -9,6 +9,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -57,13 +58,15 @@ class ValidationOutcome:
         return not self.failures
 
 
-def _column_expectations(column: Column, gxe: Any) -> list[Any]:
+def _column_expectations(column: Column, gxe: ModuleType) -> list[Any]:
     expectations = [gxe.ExpectColumnToExist(column=column.name)]
     if not column.nullable:
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
     if column.type in TYPE_NAMES:
         expectations.append(
-            gxe.ExpectColumnValuesToBeInTypeList(column=column.name, type_list=TYPE_NAMES[column.type])
+            gxe.ExpectColumnValuesToBeInTypeList(
+                column=column.name, type_list=TYPE_NAMES[column.type]
+            )
         )
     if column.min is not None or column.max is not None:
         expectations.append(
@@ -101,7 +104,9 @@ def build_expectations(contract: Contract, min_rows: int) -> list[Any]:
     return expectations
 
 
-def _describe(kind: str, kwargs: dict[str, Any], result: dict[str, Any], rows: int) -> str:
+def _describe(  # noqa: PLR0911 - one branch per expectation type
+    kind: str, kwargs: dict[str, Any], result: dict[str, Any], rows: int
+) -> str:
     count = result.get("unexpected_count")
     observed = result.get("observed_value")
     if kind == "expect_column_to_exist":
@@ -110,9 +115,11 @@ def _describe(kind: str, kwargs: dict[str, Any], result: dict[str, Any], rows: i
         return f"has {observed} rows; at least {kwargs.get('min_value')} are required"
     if kind == "expect_table_columns_to_match_set":
         details = result.get("details", {}).get("mismatched", {})
-        parts = [f"{label}: {', '.join(map(str, details[key]))}"
-                 for key, label in (("unexpected", "unexpected columns"), ("missing", "missing columns"))
-                 if details.get(key)]
+        parts = [
+            f"{label}: {', '.join(map(str, details[key]))}"
+            for key, label in (("unexpected", "unexpected columns"), ("missing", "missing columns"))
+            if details.get(key)
+        ]
         return "; ".join(parts) or f"columns are {observed}"
     if kind == "expect_column_values_to_not_be_null":
         return f"{count} of {rows} rows are null"
@@ -122,7 +129,8 @@ def _describe(kind: str, kwargs: dict[str, Any], result: dict[str, Any], rows: i
         expected = "numbers" if "float" in kwargs["type_list"] else "whole numbers"
         return f"{count} of {rows} rows are not {expected}"
     if kind == "expect_column_values_to_be_between":
-        return f"{count} of {rows} rows are outside [{kwargs.get('min_value')}, {kwargs.get('max_value')}]"
+        bounds = f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]"
+        return f"{count} of {rows} rows are outside {bounds}"
     if kind == "expect_column_values_to_be_in_set":
         return f"{count} of {rows} rows are not in the allowed set {kwargs.get('value_set')}"
     if kind == "expect_column_distinct_values_to_contain_set":
@@ -142,7 +150,7 @@ def _exception_message(info: dict[str, Any]) -> str | None:
 
 
 def summarise(results: list[dict[str, Any]], rows: int) -> list[Failure]:
-    """Turn GX results into failures, dropping the knock-on errors of a missing or mistyped column."""
+    """Turn GX results into failures, minus knock-on errors of a missing or mistyped column."""
     failures: list[Failure] = []
     errored: list[tuple[str, str | None, str]] = []
     for outcome in results:
@@ -158,8 +166,13 @@ def summarise(results: list[dict[str, Any]], rows: int) -> list[Failure]:
         result = outcome.get("result") or {}
         examples = [] if kind in _NO_EXAMPLES else (result.get("partial_unexpected_list") or [])
         failures.append(
-            Failure(kind, column, _describe(kind, kwargs, result, rows),
-                    result.get("unexpected_count"), examples)
+            Failure(
+                kind,
+                column,
+                _describe(kind, kwargs, result, rows),
+                result.get("unexpected_count"),
+                examples,
+            )
         )
     explained = {failure.column for failure in failures}
     failures.extend(
@@ -170,7 +183,10 @@ def summarise(results: list[dict[str, Any]], rows: int) -> list[Failure]:
     return failures
 
 
-def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int, docs_dir: Path) -> Any:
+def _run_checkpoint(
+    frame: pd.DataFrame, contract: Contract, min_rows: int, docs_dir: Path
+) -> dict[str, Any]:
+    """Run the suite in a throwaway GX context; return the result as JSON-ready data."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from the gate
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -208,16 +224,19 @@ def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int, docs
         )
     )
     run = checkpoint.run(batch_parameters={"dataframe": frame})
-    return next(iter(run.run_results.values()))
+    validation = next(iter(run.run_results.values()))
+    result: dict[str, Any] = validation.to_json_dict()  # type: ignore[no-untyped-call]  # GX untyped
+    return result
 
 
-def validate_file(data_path: Path, contract: Contract, min_rows: int, report_dir: Path) -> ValidationOutcome:
+def validate_file(
+    data_path: Path, contract: Contract, min_rows: int, report_dir: Path
+) -> ValidationOutcome:
     """Validate one CSV against the contract; write JSON and HTML reports under `report_dir`."""
     frame = read_table(data_path, contract)
     docs_dir = report_dir / "data_docs"
     report_dir.mkdir(parents=True, exist_ok=True)
-    result = _run_checkpoint(frame, contract, min_rows, docs_dir)
-    details = result.to_json_dict()
+    details = _run_checkpoint(frame, contract, min_rows, docs_dir)
     failures = summarise(details["results"], len(frame))
     outcome = ValidationOutcome(
         data_path=str(data_path),

@@ -1,0 +1,70 @@
+"""The CLI answers --help without heavy imports and reports bad input in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+HEAVY_MODULES = ("pandas", "sklearn", "great_expectations", "dvc")
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_stage() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("prepare", "profile", "validate"):
+        assert command in result.stdout
+
+
+def test_cli_import_loads_no_heavy_module() -> None:
+    probe = (
+        f"import sys, {PACKAGE}.cli; "
+        f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_outside_the_project_root_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: params.yaml not found in {tmp_path}; fix: run the command from the project root"
+    )
+
+
+def test_profile_does_not_overwrite(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1.5,a\n2.5,b\n")
+    existing = tmp_path / "contract.yaml"
+    existing.write_text("keep me")
+    result = run_cli("profile", str(data), "--target", "y", "-o", str(existing))
+    assert result.returncode == 2
+    assert "already exists; fix: pass --force" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert existing.read_text() == "keep me"
+
+
+def test_profile_writes_a_loadable_contract(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1.5,a\n2.5,b\n3.5,a\n")
+    output = tmp_path / "contract.yaml"
+    result = run_cli("profile", str(data), "--target", "y", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "target: {name: y, type: category, allowed: [a, b], nullable: false}" in output.read_text()
+    )

@@ -1,0 +1,83 @@
+"""The data contract model rejects inconsistent contracts and round-trips through YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }}.contract import (
+    Column,
+    Contract,
+    dump_contract,
+    load_contract,
+    save_contract,
+)
+from {{ cookiecutter.package_name }}.errors import (
+    ProjectError,
+)
+
+
+def small_contract() -> Contract:
+    return Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["no", "yes"]),
+        features=[
+            Column(name="size", type="float", min=0, max=10.5, description="Size in cm"),
+            Column(name="count", type="int", min=0, max=9, nullable=True),
+            Column(name="colour", type="category", allowed=["red", "blue"]),
+        ],
+    )
+
+
+def test_category_needs_allowed_values() -> None:
+    with pytest.raises(ValidationError, match="needs a non-empty 'allowed' list"):
+        Column(name="colour", type="category")
+
+
+def test_numeric_column_cannot_have_allowed_values() -> None:
+    with pytest.raises(ValidationError, match="cannot have 'allowed'"):
+        Column(name="size", type="float", allowed=["1"])
+
+
+def test_min_above_max_is_rejected() -> None:
+    with pytest.raises(ValidationError, match=r"min 5\.0 is greater than max 1\.0"):
+        Column(name="size", type="float", min=5, max=1)
+
+
+def test_duplicate_column_names_are_rejected() -> None:
+    column = Column(name="size", type="float")
+    with pytest.raises(ValidationError, match="repeated: size"):
+        Contract(name="toy", target=Column(name="size", type="float"), features=[column])
+
+
+def test_round_trip_through_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    save_contract(small_contract(), path)
+    assert load_contract(path) == small_contract()
+    # One line per column keeps the file readable as a table.
+    assert (
+        "- {name: size, type: float, description: Size in cm, min: 0, max: 10.5, nullable: false}"
+        in (dump_contract(small_contract()))
+    )
+
+
+def test_existing_contract_is_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text("keep me")
+    with pytest.raises(ProjectError, match="already exists; fix: pass --force"):
+        save_contract(small_contract(), path)
+    assert path.read_text() == "keep me"
+
+
+def test_load_names_the_bad_field(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text(dump_contract(small_contract()).replace("type: float", "type: decimal"))
+    with pytest.raises(ProjectError, match=r"setting 'features\.0\.type' = 'decimal'"):
+        load_contract(path)
+
+
+def test_load_reports_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProjectError, match="not found; fix: set contract_path"):
+        load_contract(tmp_path / "absent.yaml")

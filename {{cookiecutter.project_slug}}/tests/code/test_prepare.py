@@ -1,0 +1,48 @@
+"""The production hold-out is deterministic, disjoint and keeps class shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import (
+    ProjectError,
+)
+from {{ cookiecutter.package_name }}.prepare import (
+    load_source,
+    split_production,
+)
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {"x": rng.normal(size=500), "label": np.where(np.arange(500) < 100, "rare", "common")}
+    )
+
+
+def test_split_is_deterministic(frame: pd.DataFrame) -> None:
+    first = split_production(frame, 0.2, seed=7, stratify_by="label")
+    second = split_production(frame, 0.2, seed=7, stratify_by="label")
+    other_seed = split_production(frame, 0.2, seed=8, stratify_by="label")
+    pd.testing.assert_frame_equal(first[1], second[1])
+    assert not first[1].index.equals(other_seed[1].index)
+
+
+def test_split_is_disjoint_and_complete(frame: pd.DataFrame) -> None:
+    train, production = split_production(frame, 0.2, seed=0, stratify_by=None)
+    assert len(production) == 100
+    assert set(train.index).isdisjoint(production.index)
+    assert len(train) + len(production) == len(frame)
+
+
+def test_stratified_split_keeps_class_shares(frame: pd.DataFrame) -> None:
+    _, production = split_production(frame, 0.2, seed=0, stratify_by="label")
+    assert (production["label"] == "rare").mean() == pytest.approx(0.2)
+
+
+def test_unknown_sklearn_dataset_is_named() -> None:
+    with pytest.raises(ProjectError, match=r"data\.source 'sklearn:iris3' is unknown"):
+        load_source("sklearn:iris3")

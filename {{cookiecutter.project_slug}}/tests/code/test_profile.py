@@ -1,0 +1,83 @@
+"""`profile` proposes a contract that describes the data it was given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import (
+    ProjectError,
+)
+from {{ cookiecutter.package_name }}.profile import (
+    MAX_CATEGORIES,
+    propose_contract,
+)
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = 200
+    return pd.DataFrame(
+        {
+            "length": rng.normal(50, 5, rows),
+            "visits": rng.integers(0, 400, rows),
+            "grade": rng.integers(1, 4, rows),
+            "colour": rng.choice(["red", "green"], rows),
+            "comment": [f"free text {i}" for i in range(rows)],
+            "weight": np.where(np.arange(rows) % 10 == 0, np.nan, rng.uniform(1, 2, rows)),
+            "churned": rng.choice(["no", "yes"], rows),
+        }
+    )
+
+
+def test_types_are_inferred(frame: pd.DataFrame) -> None:
+    contract, _ = propose_contract(frame, target="churned", name="toy")
+    types = {column.name: column.type for column in contract.columns}
+    assert types == {
+        "length": "float",
+        "visits": "int",
+        "grade": "category",  # few integer codes
+        "colour": "category",
+        "weight": "float",
+        "churned": "category",
+    }
+    assert contract.target.name == "churned"
+    assert contract.target.allowed == ["no", "yes"]
+
+
+def test_free_text_is_left_out_with_a_reason(frame: pd.DataFrame) -> None:
+    contract, skipped = propose_contract(frame, target="churned", name="toy")
+    assert "comment" not in contract.feature_names
+    assert skipped == ["comment: free text or empty, which a contract cannot describe"]
+    assert len(frame["comment"].unique()) > MAX_CATEGORIES
+
+
+def test_ranges_cover_the_data_with_margin(frame: pd.DataFrame) -> None:
+    contract, _ = propose_contract(frame, target="churned", name="toy", margin=0.1)
+    for column in contract.features:
+        if column.is_numeric:
+            assert column.min is not None
+            assert column.max is not None
+            values = frame[column.name].dropna()
+            assert column.min <= values.min()
+            assert column.max >= values.max()
+            assert column.max > values.max()  # widened, not just the observed extremes
+
+
+def test_nullability_follows_the_data(frame: pd.DataFrame) -> None:
+    contract, _ = propose_contract(frame, target="churned", name="toy")
+    nullable = {column.name for column in contract.columns if column.nullable}
+    assert nullable == {"weight"}
+
+
+def test_never_negative_quantities_keep_a_zero_floor() -> None:
+    frame = pd.DataFrame({"x": [0.5, 1.0, 100.0], "y": ["a", "b", "a"]})
+    contract, _ = propose_contract(frame, target="y", name="toy", margin=0.5)
+    assert contract.features[0].min == 0
+
+
+def test_unknown_target_is_named(frame: pd.DataFrame) -> None:
+    with pytest.raises(ProjectError, match="target column 'label' is not in the data"):
+        propose_contract(frame, target="label", name="toy")

@@ -1,0 +1,76 @@
+"""Unreadable files fail with a message naming the file and the problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.contract import (
+    Column,
+    Contract,
+)
+from {{ cookiecutter.package_name }}.tabular import (
+    DataFileError,
+    read_table,
+)
+
+CONTRACT = Contract(
+    name="toy",
+    target=Column(name="label", type="category", allowed=["a", "b"]),
+    features=[Column(name="size", type="float"), Column(name="count", type="int", nullable=True)],
+)
+
+
+def write(tmp_path: Path, content: str | bytes) -> Path:
+    path = tmp_path / "data.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV file (binary content)"),
+        ("size,label\n1.5,caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+        ('{"size": [1, 2], "label": ["a", "b"]}\n', "no column matches the data contract 'toy'"),
+        ('size,label\n"1.5,a\n', "not a readable CSV ("),
+    ],
+    ids=["empty", "binary", "latin-1", "json", "broken-quote"],
+)
+def test_unreadable_files_are_named(tmp_path: Path, content: str | bytes, message: str) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(DataFileError, match=re.escape(message)) as raised:
+        read_table(path, CONTRACT)
+    assert str(path) in str(raised.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="file not found"):
+        read_table(tmp_path / "absent.csv", CONTRACT)
+
+
+def test_numbers_are_parsed_but_bad_values_kept_for_the_gate(tmp_path: Path) -> None:
+    path = write(tmp_path, "size,count,label\n1.5,3,a\nabc,x,b\n2,,a\n")
+    frame = read_table(path, CONTRACT)
+    assert frame["size"].tolist() == [1.5, "abc", 2.0]
+    assert frame["count"].tolist()[:2] == [3, "x"]
+    assert isinstance(frame["count"].tolist()[0], int)
+
+
+def test_whole_number_column_with_nulls_stays_integer(tmp_path: Path) -> None:
+    path = write(tmp_path, "size,count,label\n1.5,3,a\n2.5,,b\n")
+    assert str(read_table(path, CONTRACT)["count"].dtype) == "Int64"
+
+
+def test_categories_are_read_as_text(tmp_path: Path) -> None:
+    contract = CONTRACT.model_copy(
+        update={"target": Column(name="label", type="category", allowed=["1", "2"])}
+    )
+    path = write(tmp_path, "size,count,label\n1.5,3,1\n2.5,4,2\n")
+    assert read_table(path, contract)["label"].tolist() == ["1", "2"]

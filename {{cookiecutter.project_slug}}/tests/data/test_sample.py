@@ -1,0 +1,41 @@
+"""The bundled sample honours the data contract, checked by the real validation gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.validate import (
+    validate_file,
+)
+
+
+def test_contract_describes_exactly_the_sample_columns(
+    sample: pd.DataFrame, contract: Contract
+) -> None:
+    assert list(sample.columns) == [column.name for column in contract.columns]
+
+
+def test_task_matches_the_target_type(settings: Settings, contract: Contract) -> None:
+    expected = "category" if settings.task == "classification" else "float"
+    assert contract.target.type == expected
+
+
+def test_sample_passes_the_gate(
+    sample_csv: Path, contract: Contract, settings: Settings, tmp_path: Path
+) -> None:
+    report_dir = tmp_path / "reports"
+    outcome = validate_file(sample_csv, contract, settings.validation.min_rows, report_dir)
+    assert outcome.success, outcome.failures
+    assert outcome.rows >= settings.validation.min_rows
+    # Table shape, plus at least existence, nulls and type for every column.
+    assert outcome.evaluated >= 2 + 3 * len(contract.columns)
+    assert (report_dir / "validation.json").is_file()
+    assert (report_dir / "data_docs" / "index.html").is_file()
