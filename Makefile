@@ -1,0 +1,45 @@
+# Template tasks. `make` alone lists them. Both main commands install what they need (uv included).
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+# An absolute path: baked projects run uv from their own folder.
+UV := $(abspath $(TOOLS))/bin/uv
+RUN := $(UV) run --locked
+export UV
+DEMO_DIR := build/demo
+DEMO_SLUG := my-ml-service
+
+.PHONY: help demo test test-fast lock bench clean
+
+help: ## List the tasks
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+demo: $(UV) ## Bake a project from the defaults into build/demo and run its whole lifecycle
+	rm -rf $(DEMO_DIR)
+	$(RUN) cookiecutter --no-input --output-dir $(DEMO_DIR) .
+	$(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) setup pipeline UV=$(UV)
+	@echo
+	@echo "Baked project:    $(DEMO_DIR)/$(DEMO_SLUG)   (cd there; 'make' lists its tasks)"
+	@echo "Raw data:         $(DEMO_DIR)/$(DEMO_SLUG)/data/raw/dataset.csv"
+	@echo "Validation:       $(DEMO_DIR)/$(DEMO_SLUG)/reports/validation/data_docs/index.html"
+	@echo "Pipeline:         cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc dag"
+
+test: $(UV) ## Run every template test: bake each option, hooks, and baked projects end to end
+	$(RUN) pytest
+
+test-fast: $(UV) ## Only the fast template tests (no environment installs)
+	$(RUN) pytest -m "not slow"
+
+lock: $(UV) ## Re-lock the generated project's dependencies after editing its pyproject.toml
+	$(RUN) python scripts/lock.py
+
+bench: $(UV) ## Measure bake, --help and pipeline times (figures go in README.md)
+	$(RUN) python benchmarks/foundation.py
+
+clean: ## Remove build output and tools
+	rm -rf build $(TOOLS)

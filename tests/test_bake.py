@@ -1,0 +1,134 @@
+"""Every option bakes into exactly the expected files, fully rendered and parseable."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from conftest import TEMPLATE_PROJECT
+
+EXPECTED_FILES = {
+    ".cruft.json",
+    ".dvc/.gitignore",
+    ".dvc/config",
+    ".dvcignore",
+    ".env.example",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "contract.yaml",
+    "data/external/.gitkeep",
+    "dvc.yaml",
+    "params.yaml",
+    "pyproject.toml",
+    "uv.lock",
+    "src/{package}/__init__.py",
+    "src/{package}/__main__.py",
+    "src/{package}/cli.py",
+    "src/{package}/contract.py",
+    "src/{package}/errors.py",
+    "src/{package}/prepare.py",
+    "src/{package}/profile.py",
+    "src/{package}/py.typed",
+    "src/{package}/settings.py",
+    "src/{package}/tabular.py",
+    "src/{package}/validate.py",
+    "tests/conftest.py",
+    "tests/code/test_cli.py",
+    "tests/code/test_contract.py",
+    "tests/code/test_prepare.py",
+    "tests/code/test_profile.py",
+    "tests/code/test_settings.py",
+    "tests/code/test_tabular.py",
+    "tests/data/test_corrupted.py",
+    "tests/data/test_gate_cli.py",
+    "tests/data/test_sample.py",
+    "tests/model/README.md",
+}
+UNRENDERED = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(if|else|elif|endif|for|endfor|raw|set|now)\b|cookiecutter\.")
+
+
+def files_of(project: Path) -> set[str]:
+    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+
+
+def test_exact_file_set(baked: Path, answers: dict[str, str]) -> None:
+    package = baked.name.replace("-", "_")
+    expected = {path.format(package=package) for path in EXPECTED_FILES}
+    if answers.get("license") == "Proprietary":
+        expected.remove("LICENSE")
+    assert files_of(baked) == expected
+
+
+def test_no_unrendered_jinja(baked: Path) -> None:
+    for path in baked.rglob("*"):
+        relative = str(path.relative_to(baked))
+        assert not UNRENDERED.search(relative), relative
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            match = UNRENDERED.search(text)
+            assert match is None, f"{relative}: {match and match.group(0)}"
+
+
+def test_every_data_file_parses(baked: Path) -> None:
+    parsers = {
+        "pyproject.toml": tomllib.loads,
+        "uv.lock": tomllib.loads,
+        "params.yaml": yaml.safe_load,
+        "dvc.yaml": yaml.safe_load,
+        "contract.yaml": yaml.safe_load,
+        ".pre-commit-config.yaml": yaml.safe_load,
+        ".cruft.json": json.loads,
+        ".dvc/config": lambda text: configparser.ConfigParser().read_string(text),
+    }
+    data_files = {
+        str(path.relative_to(baked))
+        for path in baked.rglob("*")
+        if path.suffix in {".toml", ".yaml", ".yml", ".json", ".lock"} or path.parent.name == ".dvc"
+    } - {".dvc/.gitignore"}
+    assert data_files == set(parsers)
+    for name, parse in parsers.items():
+        parse((baked / name).read_text())
+
+
+def test_answers_are_recorded_for_updates(baked: Path, answers: dict[str, str]) -> None:
+    context = json.loads((baked / ".cruft.json").read_text())["context"]["cookiecutter"]
+    for key, value in answers.items():
+        assert context[key] == value
+    assert context["package_name"] == baked.name.replace("-", "_")
+    assert context["_template"]
+
+
+def test_options_reach_the_project(baked: Path, answers: dict[str, str]) -> None:
+    python_version = answers.get("python_version", "3.11")
+    task = answers.get("task", "classification")
+    license_id = answers.get("license", "MIT")
+    assert (baked / ".python-version").read_text().strip() == python_version
+    assert yaml.safe_load((baked / "params.yaml").read_text())["task"] == task
+    contract = yaml.safe_load((baked / "contract.yaml").read_text())
+    assert contract["target"]["type"] == ("category" if task == "classification" else "float")
+    project = tomllib.loads((baked / "pyproject.toml").read_text())["project"]
+    expected_license = "LicenseRef-Proprietary" if license_id == "Proprietary" else license_id
+    assert project["license"] == expected_license
+    assert project["name"] == baked.name
+
+
+def test_sources_are_copied_verbatim(baked: Path) -> None:
+    """No template logic in Python modules: the package is the template's src, byte for byte."""
+    package = baked.name.replace("-", "_")
+    template_src = TEMPLATE_PROJECT / "src" / "{{cookiecutter.package_name}}"
+    for source in template_src.iterdir():
+        assert (baked / "src" / package / source.name).read_bytes() == source.read_bytes()
+
+
+def test_lock_names_the_project(baked: Path) -> None:
+    lock = tomllib.loads((baked / "uv.lock").read_text())
+    own = [p for p in lock["package"] if p.get("source") == {"editable": "."}]
+    assert [p["name"] for p in own] == [baked.name]

@@ -1,0 +1,118 @@
+"""Baked projects start green: locked install, lint, types, their own tests and the DVC pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import bake, uv_executable
+
+pytestmark = pytest.mark.slow
+
+
+def run(command: Sequence[str], cwd: Path, timeout: int = 900) -> str:
+    """Run a command in a baked project; fail the test with its output if it fails."""
+    env = {**os.environ, "UV_NO_PROGRESS": "1"}
+    env.pop("VIRTUAL_ENV", None)  # the template's own venv must not leak into the project
+    result = subprocess.run(
+        list(command), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result.stdout + result.stderr
+
+
+def git(project: Path, *args: str) -> str:
+    return run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], project)
+
+
+@pytest.fixture(scope="module", params=["classification", "regression"])
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project baked for one task, with its locked environment installed, in a git repo."""
+    baked = bake(tmp_path_factory.mktemp(request.param), task=request.param)
+    run([uv_executable(), "lock", "--check"], baked)
+    run(["make", "setup", f"UV={uv_executable()}"], baked)
+    git(baked, "add", "-A")
+    git(baked, "commit", "-qm", "Baked from the template")
+    return baked
+
+
+def uv_run(project: Path, *command: str) -> str:
+    return run([uv_executable(), "run", "--locked", *command], project)
+
+
+def test_lint_and_types_are_clean(project: Path) -> None:
+    uv_run(project, "ruff", "check", ".")
+    uv_run(project, "ruff", "format", "--check", ".")
+    assert "Success: no issues found" in uv_run(project, "mypy")
+
+
+def test_project_tests_pass(project: Path) -> None:
+    output = uv_run(project, "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in output
+    assert "failed" not in output
+    assert "skipped" not in output
+
+
+def test_make_help_lists_the_tasks(project: Path) -> None:
+    output = run(["make"], project)
+    for target in ("setup", "lint", "typecheck", "test", "pipeline", "validate"):
+        assert target in output
+
+
+def test_pipeline_runs_then_skips_everything(project: Path) -> None:
+    cold = uv_run(project, "dvc", "repro")
+    assert "Running stage 'prepare'" in cold
+    assert "Running stage 'validate'" in cold
+    for output in (
+        "data/raw/dataset.csv",
+        "data/prepared/train.csv",
+        "data/prepared/production.csv",
+        "reports/validation/validation.json",
+        "reports/validation/gx_result.json",
+        "reports/validation/data_docs/index.html",
+        "dvc.lock",
+    ):
+        assert (project / output).is_file(), output
+    noop = uv_run(project, "dvc", "repro")
+    assert "Running stage" not in noop
+    assert "didn't change, skipping" in noop
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    # The default remote is a local folder: data versions push with no account.
+    uv_run(project, "dvc", "push")
+    assert any((project / ".dvc-storage").rglob("*"))
+
+
+def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -> None:
+    contract = project / "contract.yaml"
+    original = contract.read_text()
+    # Shrink a feature's range to one point so the real data breaks the contract.
+    tightened = yaml.safe_load(original)
+    tightened["features"][0]["max"] = tightened["features"][0]["min"]
+    contract.write_text(yaml.safe_dump(tightened))
+    try:
+        env = {**os.environ}
+        env.pop("VIRTUAL_ENV", None)
+        result = subprocess.run(
+            [uv_executable(), "run", "--locked", "dvc", "repro"],
+            cwd=project, capture_output=True, text=True, timeout=600, env=env, check=False,
+        )
+    finally:
+        contract.write_text(original)
+    assert result.returncode != 0
+    assert "error: data validation failed" in result.stderr
+    assert "rows are outside" in result.stderr
+    assert "exited with 1" in result.stderr  # the gate's own code, not a crash
+
+
+@pytest.mark.parametrize("python_version", ["3.12", "3.13"])
+def test_other_pythons_sync_and_pass_fast_tests(tmp_path: Path, python_version: str) -> None:
+    baked = bake(tmp_path, python_version=python_version)
+    run([uv_executable(), "sync", "--locked"], baked)
+    version = uv_run(baked, "python", "-c", "import sys; print(sys.version_info[:2])")
+    assert version.strip().endswith(f"(3, {python_version.split('.')[1]})")
+    uv_run(baked, "pytest", "-q", "-p", "no:cacheprovider", "tests/code")
