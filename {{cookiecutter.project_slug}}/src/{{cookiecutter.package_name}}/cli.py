@@ -15,6 +15,8 @@ import typer
 
 from .errors import ProjectError
 
+ADHOC_REPORTS = Path("reports/adhoc")
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -96,6 +98,12 @@ def validate(
     data: Annotated[
         Path | None, typer.Option(help="CSV to validate (default: data.raw_path from params.yaml).")
     ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Report folder (default: validation.report_dir; reports/adhoc/NAME with --data)."
+        ),
+    ] = None,
 ) -> None:
     """Check data against the contract with Great Expectations; exit 1 if it breaks it."""
     from .contract import load_contract
@@ -105,11 +113,11 @@ def validate(
 
     settings = load_settings()
     contract = load_contract(settings.contract_path)
+    if report_dir is None:
+        # A one-off check must not overwrite the pipeline's (DVC-tracked) report.
+        report_dir = settings.validation.report_dir if data is None else ADHOC_REPORTS / data.stem
     outcome = validate_file(
-        data or settings.data.raw_path,
-        contract,
-        settings.validation.min_rows,
-        settings.validation.report_dir,
+        data or settings.data.raw_path, contract, settings.validation.min_rows, report_dir
     )
     if not outcome.success:
         raise DataValidationError("data validation failed\n" + format_outcome(outcome))

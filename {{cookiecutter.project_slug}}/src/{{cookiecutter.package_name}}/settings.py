@@ -57,7 +57,6 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         yaml_file=PARAMS_FILE,
-        env_file=".env",
     )
 
     task: Task
@@ -74,8 +73,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Explicit arguments win, then the environment, then `.env`, then params.yaml."""
-        return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
+        """Explicit arguments win, then the environment, then params.yaml.
+
+        No .env source: other tools' variables share that file and would be "unknown settings";
+        load one explicitly with `uv run --env-file .env`.
+        """
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
 
 
 def env_var_name(location: tuple[int | str, ...]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,6 @@ import pandas as pd
 
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
-)
-from {{ cookiecutter.package_name }}.settings import (
-    ENV_PREFIX,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +21,19 @@ def test_broken_data_stops_the_pipeline(
     broken = tmp_path / "broken.csv"
     sample.drop(columns=[contract.features[0].name]).to_csv(broken, index=False)
     result = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "validate", "--data", str(broken)],
+        [
+            sys.executable,
+            "-m",
+            "{{ cookiecutter.package_name }}",
+            "validate",
+            "--data",
+            str(broken),
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
-        env={**os.environ, f"{ENV_PREFIX}VALIDATION__REPORT_DIR": str(tmp_path / "reports")},
         check=False,
         timeout=300,
     )
