@@ -14,13 +14,18 @@ from conftest import bake, uv_executable
 pytestmark = pytest.mark.slow
 
 
-def run(command: Sequence[str], cwd: Path, timeout: int = 900) -> str:
-    """Run a command in a baked project; fail the test with its output if it fails."""
+def run_unchecked(command: Sequence[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run a command in a baked project, outside the template's own virtual environment."""
     env = {**os.environ, "UV_NO_PROGRESS": "1"}
-    env.pop("VIRTUAL_ENV", None)  # the template's own venv must not leak into the project
-    result = subprocess.run(
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run(
         list(command), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+def run(command: Sequence[str], cwd: Path, timeout: int = 900) -> str:
+    """Run a command in a baked project; fail the test with its output if it fails."""
+    result = run_unchecked(command, cwd, timeout)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result.stdout + result.stderr
@@ -95,12 +100,7 @@ def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -
     tightened["features"][0]["max"] = tightened["features"][0]["min"]
     contract.write_text(yaml.safe_dump(tightened))
     try:
-        env = {**os.environ}
-        env.pop("VIRTUAL_ENV", None)
-        result = subprocess.run(
-            [uv_executable(), "run", "--locked", "dvc", "repro"],
-            cwd=project, capture_output=True, text=True, timeout=600, env=env, check=False,
-        )
+        result = run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
     finally:
         contract.write_text(original)
     assert result.returncode != 0
