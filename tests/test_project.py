@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,21 +73,36 @@ def test_make_help_lists_the_tasks(project: Path) -> None:
 
 def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     cold = uv_run(project, "dvc", "repro")
-    assert "Running stage 'prepare'" in cold
-    assert "Running stage 'validate'" in cold
+    for stage in ("prepare", "validate", "train", "evaluate", "promote"):
+        assert f"Running stage '{stage}'" in cold
+    assert "is the new champion" in cold
     for output in (
         "data/raw/dataset.csv",
         "data/prepared/train.csv",
         "data/prepared/production.csv",
+        "data/prepared/test.csv",
         "reports/validation/validation.json",
         "reports/validation/gx_result.json",
         "reports/validation/data_docs/index.html",
+        "reports/train/run.json",
+        "reports/evaluate/metrics.json",
+        "reports/evaluate/behavioural.json",
+        "reports/evaluate/feature_importance.png",
+        "models/champion/model.joblib",
+        "models/champion/contract.yaml",
+        "models/champion/metadata.json",
+        "models/champion/model_card.md",
+        "mlflow.db",
         "dvc.lock",
     ):
         assert (project / output).is_file(), output
+    assert json.loads((project / "reports/evaluate/metrics.json").read_text())["passed"] is True
+    assert json.loads((project / "models/champion/metadata.json").read_text())["version"] == "1"
+    listing = uv_run(project, "my_ml_service", "models")
+    assert re.search(r"^1\s+champion\s", listing, re.MULTILINE), listing
     noop = uv_run(project, "dvc", "repro")
     assert "Running stage" not in noop
-    assert "didn't change, skipping" in noop
+    assert noop.count("didn't change, skipping") == 5
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
     # The default remote is a local folder: data versions push with no account.
     uv_run(project, "dvc", "push")

@@ -125,6 +125,79 @@ def validate(
     typer.echo(f"report: {outcome.data_docs}")
 
 
+@app.command()
+@reports_errors
+def train() -> None:
+    """Fit the model on the training pool, track it in MLflow and register it."""
+    from .contract import load_contract
+    from .settings import load_settings
+    from .train import run_train
+
+    settings = load_settings()
+    result = run_train(settings, load_contract(settings.contract_path))
+    typer.echo(
+        f"registered {result.model_name} v{result.model_version} (run {result.run_id}); "
+        f"cv {result.primary_metric} {result.cv_mean:.4f} ± {result.cv_std:.4f} "
+        f"on {result.train_rows} rows, {result.test_rows} held out"
+    )
+
+
+@app.command()
+@reports_errors
+def evaluate() -> None:
+    """Score the latest model on held-out data; exit 1 if it misses a threshold."""
+    from .contract import load_contract
+    from .evaluate import run_evaluate
+    from .settings import load_settings
+
+    settings = load_settings()
+    evaluation = run_evaluate(settings, load_contract(settings.contract_path))
+    figures = ", ".join(f"{name} {value:.4f}" for name, value in evaluation.metrics.items())
+    typer.echo(f"model v{evaluation.model_version} passes the quality gate: {figures}")
+    for test in evaluation.behavioural:
+        typer.echo(f"  behavioural [{test.kind}] {test.name}: {test.detail}")
+
+
+@app.command()
+@reports_errors
+def promote() -> None:
+    """Make the latest model the champion if it beats the current one by the margin."""
+    from .registry import promote as promote_latest
+    from .settings import load_settings
+
+    settings = load_settings()
+    decision = promote_latest(settings)
+    typer.echo(decision.message)
+    typer.echo(f"serving bundle: {settings.registry.export_dir} (model card: model_card.md)")
+
+
+@app.command()
+@reports_errors
+def rollback() -> None:
+    """Move the champion alias back to the previous champion and re-export it."""
+    from .registry import rollback as roll_back
+    from .settings import load_settings
+
+    typer.echo(roll_back(load_settings()).message)
+
+
+@app.command()
+@reports_errors
+def models() -> None:
+    """List registered versions with aliases, gate verdicts and the primary metric."""
+    from .registry import list_models
+    from .settings import load_settings
+
+    rows = list_models(load_settings())
+    if not rows:
+        typer.echo("no registered versions yet; run the pipeline (dvc repro)")
+        return
+    columns = list(rows[0])
+    widths = {column: max(len(column), *(len(row[column]) for row in rows)) for column in columns}
+    for row in [dict(zip(columns, columns, strict=True)), *rows]:
+        typer.echo("  ".join(row[column].ljust(widths[column]) for column in columns).rstrip())
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -11,3 +11,9 @@ class DataValidationError(ProjectError):
     """The data broke its contract; the validation gate stops the pipeline."""
 
     exit_code = 1
+
+
+class QualityGateError(ProjectError):
+    """A model missed a quality threshold or a behavioural test; it will not be promoted."""
+
+    exit_code = 1

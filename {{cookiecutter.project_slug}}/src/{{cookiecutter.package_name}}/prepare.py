@@ -63,10 +63,10 @@ def load_source(source: str) -> pd.DataFrame:
     return read_table(Path(source))
 
 
-def split_production(
+def split_off(
     frame: pd.DataFrame, fraction: float, seed: int, stratify_by: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministically hold back `fraction` of the rows, keeping class shares when stratified."""
+    """Deterministically split off `fraction` of the rows, keeping class shares when stratified."""
     from sklearn.model_selection import train_test_split
 
     if len(frame) < MIN_ROWS_TO_SPLIT:
@@ -95,7 +95,7 @@ def run_prepare(settings: Settings, target: str) -> PrepareResult:
             "fix: set target.name in the data contract"
         )
     stratify_by = target if settings.task == "classification" else None
-    train, production = split_production(raw, data.production_fraction, data.seed, stratify_by)
+    train, production = split_off(raw, data.production_fraction, data.seed, stratify_by)
     _write_csv(raw, data.raw_path)
     _write_csv(train, data.train_path)
     _write_csv(production, data.production_path)

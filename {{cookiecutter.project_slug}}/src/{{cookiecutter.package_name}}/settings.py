@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +48,49 @@ class ValidationSettings(Section):
     report_dir: Path
 
 
+# Metrics each task can gate on, and whether higher is better.
+METRICS: dict[Task, dict[str, bool]] = {
+    "classification": {
+        "accuracy": True,
+        "f1": True,
+        "precision": True,
+        "recall": True,
+        "roc_auc": True,
+    },
+    "regression": {"r2": True, "rmse": False, "mae": False},
+}
+
+HyperParameter = bool | int | float | str | None
+
+
+class TrainSettings(Section):
+    """The model: an estimator by name, its hyperparameters, and the held-out split."""
+
+    estimator: str = Field(min_length=1)
+    hyperparameters: dict[str, HyperParameter] = Field(default_factory=dict)
+    test_fraction: float = Field(gt=0, lt=1)
+    cv_folds: int = Field(ge=2, le=20)
+    seed: int
+
+
+class EvaluateSettings(Section):
+    """Quality bar: thresholds every model must meet, and the metric champions compete on."""
+
+    primary_metric: str
+    thresholds: dict[str, float]
+    promotion_margin: float = Field(ge=0)
+
+
+class RegistrySettings(Section):
+    """Where runs and models are tracked, and where the serving copy of the champion goes."""
+
+    tracking_uri: str = Field(min_length=1)
+    experiment: str = Field(min_length=1)
+    model_name: str = Field(min_length=1)
+    champion_alias: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    export_dir: Path
+
+
 class Settings(BaseSettings):
     """Every setting the pipeline reads; all of them live in params.yaml."""
 
@@ -63,6 +106,23 @@ class Settings(BaseSettings):
     contract_path: Path
     data: DataSettings
     validation: ValidationSettings
+    train: TrainSettings
+    evaluate: EvaluateSettings
+    registry: RegistrySettings
+
+    @model_validator(mode="after")
+    def _check_metrics_fit_the_task(self) -> Self:
+        known = METRICS[self.task]
+        named = {"evaluate.primary_metric": [self.evaluate.primary_metric]}
+        named["evaluate.thresholds"] = list(self.evaluate.thresholds)
+        for key, metrics in named.items():
+            for metric in metrics:
+                if metric not in known:
+                    raise ValueError(
+                        f"{key}: '{metric}' is not a {self.task} metric; "
+                        f"use one of {', '.join(known)}"
+                    )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = "{{ cookiecutter.package_name }}"
-HEAVY_MODULES = ("pandas", "sklearn", "great_expectations", "dvc")
+HEAVY_MODULES = ("pandas", "sklearn", "great_expectations", "dvc", "mlflow", "matplotlib")
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_help_lists_every_stage() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("prepare", "profile", "validate"):
+    for command in (
+        "prepare",
+        "profile",
+        "validate",
+        "train",
+        "evaluate",
+        "promote",
+        "rollback",
+        "models",
+    ):
         assert command in result.stdout
 
 

@@ -11,7 +11,7 @@ from {{ cookiecutter.package_name }}.errors import (
 )
 from {{ cookiecutter.package_name }}.prepare import (
     load_source,
-    split_production,
+    split_off,
 )
 
 
@@ -24,22 +24,22 @@ def frame() -> pd.DataFrame:
 
 
 def test_split_is_deterministic(frame: pd.DataFrame) -> None:
-    first = split_production(frame, 0.2, seed=7, stratify_by="label")
-    second = split_production(frame, 0.2, seed=7, stratify_by="label")
-    other_seed = split_production(frame, 0.2, seed=8, stratify_by="label")
+    first = split_off(frame, 0.2, seed=7, stratify_by="label")
+    second = split_off(frame, 0.2, seed=7, stratify_by="label")
+    other_seed = split_off(frame, 0.2, seed=8, stratify_by="label")
     pd.testing.assert_frame_equal(first[1], second[1])
     assert not first[1].index.equals(other_seed[1].index)
 
 
 def test_split_is_disjoint_and_complete(frame: pd.DataFrame) -> None:
-    train, production = split_production(frame, 0.2, seed=0, stratify_by=None)
+    train, production = split_off(frame, 0.2, seed=0, stratify_by=None)
     assert len(production) == 100
     assert set(train.index).isdisjoint(production.index)
     assert len(train) + len(production) == len(frame)
 
 
 def test_stratified_split_keeps_class_shares(frame: pd.DataFrame) -> None:
-    _, production = split_production(frame, 0.2, seed=0, stratify_by="label")
+    _, production = split_off(frame, 0.2, seed=0, stratify_by="label")
     assert (production["label"] == "rare").mean() == pytest.approx(0.2)
 
 

@@ -1,0 +1,139 @@
+"""Behavioural tests of a trained model: minimum functionality, invariance, direction.
+
+They ask what a model should do regardless of its score: get clear-cut cases right, ignore
+measurement noise, and move predictions the way the strongest feature says they should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import Contract
+from .settings import Task
+
+NOISE_SHARE_OF_STD = 0.01
+INVARIANCE_MIN_AGREEMENT = 0.95
+DIRECTION_MIN_SHARE = 0.9
+FLOAT_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class BehaviouralResult:
+    """One behavioural test's verdict and the figure behind it."""
+
+    name: str
+    kind: str
+    passed: bool
+    detail: str
+
+
+def _score(
+    model: Any, inputs: pd.DataFrame, task: Task, positive: str | None
+) -> np.ndarray[Any, Any]:
+    if task == "classification":
+        classes = list(model.classes_)
+        return np.asarray(model.predict_proba(inputs)[:, classes.index(positive)])
+    return np.asarray(model.predict(inputs), dtype=float)
+
+
+def _strongest_feature(
+    train: pd.DataFrame, contract: Contract, signal: pd.Series
+) -> tuple[str, float]:
+    correlations = {
+        column.name: float(train[column.name].corr(signal, method="spearman"))
+        for column in contract.features
+        if column.is_numeric
+    }
+    name = max(correlations, key=lambda key: abs(correlations[key]))
+    return name, float(np.sign(correlations[name]))
+
+
+def run_behavioural_tests(
+    model: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    contract: Contract,
+    task: Task,
+) -> list[BehaviouralResult]:
+    """Run the three kinds of test on `test` rows, using `train` to pick cases and features."""
+    target = contract.target.name
+    inputs = test[contract.feature_names]
+    positive = contract.target.allowed[-1] if contract.target.allowed else None
+    signal = (
+        (train[target] == positive).astype(float) if task == "classification" else train[target]
+    )
+    results: list[BehaviouralResult] = []
+
+    # Minimum functionality: the most typical training case of each outcome is predicted right.
+    if task == "classification":
+        for label in contract.target.allowed or []:
+            members = train[train[target] == label]
+            typical = members[contract.feature_names].median(numeric_only=True).to_frame().T
+            case = members[contract.feature_names].head(1).copy()
+            case[typical.columns] = typical.to_numpy()
+            predicted = str(model.predict(case)[0])
+            results.append(
+                BehaviouralResult(
+                    f"typical {label} case",
+                    "minimum functionality",
+                    predicted == label,
+                    f"predicted {predicted}",
+                )
+            )
+    else:
+        low, high = float(train[target].quantile(0.05)), float(train[target].quantile(0.95))
+        typical = train[contract.feature_names].head(1).copy()
+        medians = train[contract.feature_names].median(numeric_only=True)
+        typical[medians.index] = medians.to_numpy()
+        value = float(model.predict(typical)[0])
+        results.append(
+            BehaviouralResult(
+                "typical case in the usual range",
+                "minimum functionality",
+                low <= value <= high,
+                f"{value:.2f} in [{low:.2f}, {high:.2f}]",
+            )
+        )
+
+    # Invariance: noise far below measurement precision does not change predictions.
+    rng = np.random.default_rng(0)
+    noisy = inputs.copy()
+    for column in contract.features:
+        if column.is_numeric:
+            spread = float(train[column.name].std()) * NOISE_SHARE_OF_STD
+            noisy[column.name] = noisy[column.name] + rng.normal(0, spread, len(noisy))
+    before, after = model.predict(inputs), model.predict(noisy)
+    if task == "classification":
+        agreement = float(np.mean(before == after))
+    else:
+        tolerance = float(train[target].std()) * 0.05
+        agreement = float(np.mean(np.abs(before - after) <= tolerance))
+    results.append(
+        BehaviouralResult(
+            f"±{NOISE_SHARE_OF_STD:.0%} std noise",
+            "invariance",
+            agreement >= INVARIANCE_MIN_AGREEMENT,
+            f"{agreement:.1%} of predictions unchanged",
+        )
+    )
+
+    # Direction: raising the strongest feature moves predictions its way (or not at all).
+    feature, sign = _strongest_feature(train, contract, signal)
+    raised = inputs.copy()
+    raised[feature] = raised[feature] + float(train[feature].std())
+    change = (_score(model, raised, task, positive) - _score(model, inputs, task, positive)) * sign
+    share = float(np.mean(change >= -FLOAT_TOLERANCE))
+    direction = "up" if sign > 0 else "down"
+    results.append(
+        BehaviouralResult(
+            f"{feature} +1 std moves the prediction {direction}",
+            "directional",
+            share >= DIRECTION_MIN_SHARE,
+            f"{share:.1%} of rows agree",
+        )
+    )
+    return results

@@ -1,0 +1,287 @@
+"""Commands `promote`, `rollback` and `models`: the registry, its champion alias and the export.
+
+Aliases, not the deprecated stages: `champion` names the version that serves. Promotion exports
+that version's serving bundle with its contract, a checksum and a model card, so serving needs
+neither the training stack nor a tracking server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ProjectError
+from .metrics import is_better
+from .settings import Settings
+from .train import MODEL_FILE, SERVING_ARTIFACTS, TrainResult
+
+PROMOTED_AT = "promoted_at"
+ROLLED_BACK_AT = "rolled_back_at"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "model_card.md"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the promotion gate did, and why, with both figures."""
+
+    promoted: bool
+    champion_version: str
+    message: str
+
+
+def _client(settings: Settings) -> Any:
+    from . import tracking
+
+    tracking.configure(settings.registry)
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def _champion(client: Any, settings: Settings) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(
+            settings.registry.model_name, settings.registry.champion_alias
+        )
+    except MlflowException:
+        return None
+
+
+def _test_metric(version: Any, metric: str) -> float:
+    value = version.tags.get(f"test_{metric}")
+    if value is None:
+        raise ProjectError(
+            f"model v{version.version} has no evaluation; fix: run the evaluate stage"
+        )
+    return float(value)
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, checked by serving before it loads the model."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_champion(client: Any, settings: Settings, version: Any) -> Path:
+    """Replace the export folder with `version`'s serving bundle, metadata and model card."""
+    import mlflow
+
+    target = settings.registry.export_dir
+    with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as tmp:
+        staging = Path(tmp) / "bundle"
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=SERVING_ARTIFACTS
+            )
+        )
+        shutil.copytree(local, staging)
+        run = client.get_run(version.run_id)
+        metadata = {
+            "model_name": settings.registry.model_name,
+            "version": str(version.version),
+            "alias": settings.registry.champion_alias,
+            "run_id": version.run_id,
+            "task": settings.task,
+            "metrics": {
+                k.removeprefix("test_"): float(v)
+                for k, v in version.tags.items()
+                if k.startswith("test_")
+            },
+            "model_sha256": sha256(staging / MODEL_FILE),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / CARD_FILE).write_text(model_card(settings, metadata, run))
+        # Swap in one step so a reader never sees half a bundle.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        previous = Path(tmp) / "previous"
+        if target.exists():
+            target.rename(previous)
+        staging.rename(target)
+    return target
+
+
+def model_card(settings: Settings, metadata: dict[str, Any], run: Any) -> str:
+    """A markdown model card from the registry and the evaluation."""
+    behavioural_path = Path("reports/evaluate/behavioural.json")
+    behavioural = json.loads(behavioural_path.read_text()) if behavioural_path.is_file() else []
+    threshold_rows = "\n".join(
+        f"| {metric} | {metadata['metrics'].get(metric, float('nan')):.4f} | {threshold} |"
+        for metric, threshold in settings.evaluate.thresholds.items()
+    )
+    behaviour_rows = (
+        "\n".join(
+            f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
+            f"| {test['detail']} |"
+            for test in behavioural
+        )
+        or "| | not run | | |"
+    )
+    train_rows = run.data.params.get("train_rows")
+    params = "\n".join(f"- `{key}`: {value}" for key, value in sorted(run.data.params.items()))
+    return f"""# Model card: {metadata["model_name"]} v{metadata["version"]} ({metadata["alias"]})
+
+- Task: {metadata["task"]}; estimator `{run.data.tags.get("estimator")}` in a scikit-learn pipeline
+  built from the data contract (imputation, scaling, one-hot encoding).
+- MLflow run: `{metadata["run_id"]}`; git commit `{run.data.tags.get("git_commit")}`.
+- Training data: `{settings.data.train_path}`, DVC/MD5 `{run.data.tags.get("dvc_data_md5")}`;
+  {train_rows} rows for training, {run.data.params.get("test_rows")} held out.
+- Model file SHA-256: `{metadata["model_sha256"]}`.
+
+## Hyperparameters
+
+{params}
+
+## Held-out metrics against the thresholds
+
+| metric | value | threshold |
+|---|---|---|
+{threshold_rows}
+
+## Behavioural tests
+
+| kind | test | result | detail |
+|---|---|---|---|
+{behaviour_rows}
+
+## Intended use
+
+Decision support on records that satisfy the data contract (`contract.yaml`); the API refuses
+anything else. Not for use on populations or measurement procedures unlike the training data.
+
+## Limitations
+
+- Trained on {train_rows} rows of a public sample; figures from a held-out split of
+  the same source overstate performance on new populations.
+- No fairness analysis: the sample carries no protected attributes to slice on.
+- Drift in the inputs degrades it silently; the monitoring stage watches for that.
+"""
+
+
+def promote(settings: Settings) -> Decision:
+    """Move the champion alias to the latest model if it beats the champion by the margin."""
+    client = _client(settings)
+    trained = TrainResult.load()
+    name, alias, metric = (
+        settings.registry.model_name,
+        settings.registry.champion_alias,
+        settings.evaluate.primary_metric,
+    )
+    challenger = client.get_model_version(name, trained.model_version)
+    if challenger.tags.get("passed_quality_gate") != "true":
+        raise ProjectError(
+            f"model v{challenger.version} has not passed the quality gate; fix: run evaluate"
+        )
+    champion = _champion(client, settings)
+    challenger_value = _test_metric(challenger, metric)
+    if champion is not None and str(champion.version) == str(challenger.version):
+        decision = Decision(
+            False, str(champion.version), f"v{champion.version} is already the {alias}"
+        )
+    elif champion is not None and not is_better(
+        settings.task,
+        metric,
+        challenger_value,
+        _test_metric(champion, metric),
+        settings.evaluate.promotion_margin,
+    ):
+        decision = Decision(
+            False,
+            str(champion.version),
+            f"{alias} v{champion.version} stays: {metric} {_test_metric(champion, metric):.4f} vs "
+            f"challenger v{challenger.version} {challenger_value:.4f} "
+            f"(margin {settings.evaluate.promotion_margin})",
+        )
+    else:
+        client.set_registered_model_alias(name, alias, challenger.version)
+        client.set_model_version_tag(
+            name, challenger.version, PROMOTED_AT, datetime.now(UTC).isoformat()
+        )
+        before = (
+            f"{metric} {_test_metric(champion, metric):.4f} of v{champion.version}"
+            if champion is not None
+            else "no previous champion"
+        )
+        decision = Decision(
+            True,
+            str(challenger.version),
+            f"v{challenger.version} is the new {alias}: {metric} {challenger_value:.4f} ({before})",
+        )
+    current = client.get_model_version(name, decision.champion_version)
+    if decision.promoted or not (settings.registry.export_dir / METADATA_FILE).is_file():
+        export_champion(client, settings, current)
+    return decision
+
+
+def rollback(settings: Settings) -> Decision:
+    """Move the champion alias back to the version that was champion before the current one."""
+    client = _client(settings)
+    name, alias = settings.registry.model_name, settings.registry.champion_alias
+    champion = _champion(client, settings)
+    if champion is None:
+        raise ProjectError(f"{name} has no {alias} to roll back from")
+    current_since = champion.tags.get(PROMOTED_AT, "")
+    earlier = [
+        version
+        for version in client.search_model_versions(f"name='{name}'")
+        if version.tags.get(PROMOTED_AT, "")
+        and version.tags[PROMOTED_AT] < current_since
+        and str(version.version) != str(champion.version)
+        and ROLLED_BACK_AT not in version.tags  # never return to a version rolled back from
+    ]
+    if not earlier:
+        raise ProjectError(
+            f"v{champion.version} is the first {alias}; there is nothing to roll back to"
+        )
+    previous = max(earlier, key=lambda version: version.tags[PROMOTED_AT])
+    client.set_registered_model_alias(name, alias, previous.version)
+    client.set_model_version_tag(
+        name, champion.version, ROLLED_BACK_AT, datetime.now(UTC).isoformat()
+    )
+    export_champion(client, settings, client.get_model_version(name, previous.version))
+    return Decision(
+        True,
+        str(previous.version),
+        f"{alias} rolled back from v{champion.version} to v{previous.version}",
+    )
+
+
+def list_models(settings: Settings) -> list[dict[str, str]]:
+    """Every registered version with its aliases, gate verdict and primary metric."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    metric = settings.evaluate.primary_metric
+    name = settings.registry.model_name
+    try:
+        # Version search results do not carry aliases; the registered model does.
+        aliases: dict[str, str] = dict(client.get_registered_model(name).aliases)
+    except MlflowException:
+        return []
+    rows = []
+    for version in sorted(
+        client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)
+    ):
+        rows.append(
+            {
+                "version": str(version.version),
+                "aliases": ",".join(
+                    a for a, v in sorted(aliases.items()) if str(v) == str(version.version)
+                )
+                or "-",
+                metric: version.tags.get(f"test_{metric}", "-"),
+                "quality_gate": {"true": "passed", "false": "failed"}.get(
+                    version.tags.get("passed_quality_gate", ""), "-"
+                ),
+                "promoted_at": version.tags.get(PROMOTED_AT, "-"),
+            }
+        )
+    return rows

@@ -1,0 +1,49 @@
+"""MLflow set-up: where runs go, checked before anything is logged or registered."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import ProjectError
+from .settings import RegistrySettings
+
+ARTIFACTS_DIR = Path("mlartifacts")
+REACHABILITY_TIMEOUT_S = 5
+
+
+def tracking_uri(registry: RegistrySettings) -> str:
+    """MLFLOW_TRACKING_URI if set (a shared server), else the project's local store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or registry.tracking_uri
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, before a run starts, so nothing is half-logged or half-registered."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACHABILITY_TIMEOUT_S):  # noqa: S310 - the URI is the user's own tracking server
+            return
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise ProjectError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); fix: start it, or unset "
+            "MLFLOW_TRACKING_URI to use the project's local store"
+        ) from None
+
+
+def configure(registry: RegistrySettings) -> str:
+    """Point MLflow at the tracking store and experiment; return the tracking URI."""
+    uri = tracking_uri(registry)
+    check_reachable(uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(registry.experiment) is None:
+        # Local stores keep artifacts beside the database; a server decides for itself.
+        location = None if uri.startswith("http") else ARTIFACTS_DIR.resolve().as_uri()
+        mlflow.create_experiment(registry.experiment, artifact_location=location)
+    mlflow.set_experiment(registry.experiment)
+    return uri

@@ -1,0 +1,288 @@
+"""Stage `train`: fit a pipeline built from the data contract and track it in MLflow.
+
+Every trained model is registered; the promotion gate decides later whether it serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import Contract, dump_contract
+from .errors import ProjectError
+from .prepare import split_off
+from .settings import Settings, Task
+from .tabular import read_table
+
+ESTIMATORS: dict[Task, dict[str, str]] = {
+    "classification": {
+        "logistic_regression": "sklearn.linear_model:LogisticRegression",
+        "random_forest": "sklearn.ensemble:RandomForestClassifier",
+        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingClassifier",
+    },
+    "regression": {
+        "ridge": "sklearn.linear_model:Ridge",
+        "random_forest": "sklearn.ensemble:RandomForestRegressor",
+        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingRegressor",
+    },
+}
+RUN_FILE = Path("reports/train/run.json")
+TEST_FILE = Path("data/prepared/test.csv")
+SERVING_ARTIFACTS = "serving"
+MODEL_FILE = "model.joblib"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` produced: the MLflow run, the registered version, cross-validation scores."""
+
+    run_id: str
+    model_name: str
+    model_version: str
+    primary_metric: str
+    cv_mean: float
+    cv_std: float
+    train_rows: int
+    test_rows: int
+    data_md5: str
+
+    def save(self, path: Path = RUN_FILE) -> None:
+        """Write the result for the next stages (and for DVC)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = RUN_FILE) -> TrainResult:
+        """Read what the last `train` wrote."""
+        if not path.is_file():
+            raise ProjectError(f"{path} not found; fix: run the train stage first (dvc repro)")
+        return cls(**json.loads(path.read_text()))
+
+
+def make_estimator(task: Task, name: str, hyperparameters: dict[str, Any], seed: int) -> Any:
+    """The estimator `name` with `hyperparameters`; unknown names are named with the valid ones."""
+    choices = ESTIMATORS[task]
+    if name not in choices:
+        raise ProjectError(
+            f"train.estimator '{name}' is not a {task} estimator; use one of {', '.join(choices)}"
+        )
+    module, _, class_name = choices[name].partition(":")
+    estimator_class = getattr(importlib.import_module(module), class_name)
+    valid = estimator_class().get_params()
+    unknown = sorted(set(hyperparameters) - set(valid))
+    if unknown:
+        raise ProjectError(
+            f"train.hyperparameters: {', '.join(unknown)} not accepted by {class_name}; "
+            f"valid: {', '.join(sorted(valid))}"
+        )
+    seeded = {"random_state": seed} if "random_state" in valid else {}
+    return estimator_class(**{**seeded, **hyperparameters})
+
+
+def build_pipeline(contract: Contract, estimator: Any) -> Any:
+    """Impute, scale numbers and one-hot encode categories as the contract declares, then fit."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [column.name for column in contract.features if column.is_numeric]
+    categorical = [column.name for column in contract.features if not column.is_numeric]
+    features = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("features", features), ("model", estimator)])
+
+
+def model_inputs(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The feature columns as the pipeline expects them: numbers as floats, categories as text."""
+    inputs = frame[contract.feature_names].copy()
+    for column in contract.features:
+        values = inputs[column.name]
+        if column.is_numeric:
+            inputs[column.name] = pd.to_numeric(values, errors="coerce").astype(float)
+        else:
+            inputs[column.name] = values.astype(object).where(values.notna(), np.nan)
+    return inputs
+
+
+def file_md5(path: Path) -> str:
+    """The file's MD5, which is also how DVC identifies a file's version."""
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def git_commit() -> str:
+    """The current commit, or 'none' outside a repository or before the first commit."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as DVC uses it
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return "none"
+    return result.stdout.strip()
+
+
+def cross_validate(
+    pipeline: Any,
+    inputs: pd.DataFrame,
+    target: pd.Series,
+    settings: Settings,
+    classes: list[str],
+) -> np.ndarray[Any, Any]:
+    """Primary-metric scores over `cv_folds` folds of the training part."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from .metrics import classification_metrics, regression_metrics
+
+    folds_class = StratifiedKFold if settings.task == "classification" else KFold
+    folds = folds_class(settings.train.cv_folds, shuffle=True, random_state=settings.train.seed)
+    scores = []
+    for fit_rows, score_rows in folds.split(inputs, target):
+        fold_model = clone(pipeline).fit(inputs.iloc[fit_rows], target.iloc[fit_rows])
+        held_inputs, held_target = inputs.iloc[score_rows], target.iloc[score_rows]
+        predictions = fold_model.predict(held_inputs)
+        metrics = (
+            classification_metrics(
+                held_target, predictions, fold_model.predict_proba(held_inputs), classes
+            )
+            if settings.task == "classification"
+            else regression_metrics(held_target, predictions)
+        )
+        scores.append(metrics[settings.evaluate.primary_metric])
+    return np.array(scores)
+
+
+def _log_serving_bundle(pipeline: Any, contract: Contract) -> None:
+    """Log the model as serving loads it (joblib + contract), so serving needs no MLflow."""
+    import joblib
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        joblib.dump(pipeline, Path(tmp) / MODEL_FILE)
+        (Path(tmp) / "contract.yaml").write_text(dump_contract(contract))
+        mlflow.log_artifacts(tmp, SERVING_ARTIFACTS)
+
+
+def run_train(settings: Settings, contract: Contract) -> TrainResult:
+    """Fit on the training pool minus a held-out test split; log and register the model."""
+    from . import tracking
+
+    tracking.configure(settings.registry)  # fail fast if the server is down: nothing logged yet
+    import mlflow
+    import skops.io
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    frame = read_table(settings.data.train_path, contract)
+    target_name = contract.target.name
+    stratify = target_name if settings.task == "classification" else None
+    train_rows, test_rows = split_off(
+        frame, settings.train.test_fraction, settings.train.seed, stratify
+    )
+    TEST_FILE.parent.mkdir(parents=True, exist_ok=True)
+    test_rows.to_csv(TEST_FILE, index=False)
+    inputs, target = model_inputs(train_rows, contract), train_rows[target_name]
+    classes = list(contract.target.allowed or [])
+    estimator = make_estimator(
+        settings.task,
+        settings.train.estimator,
+        dict(settings.train.hyperparameters),
+        settings.train.seed,
+    )
+    pipeline = build_pipeline(contract, estimator)
+    cv_scores = cross_validate(pipeline, inputs, target, settings, classes)
+    pipeline.fit(inputs, target)
+    data_md5 = file_md5(settings.data.train_path)
+    metric = settings.evaluate.primary_metric
+    with mlflow.start_run() as run:
+        mlflow.set_tags(
+            {
+                "git_commit": git_commit(),
+                "dvc_data_md5": data_md5,
+                "task": settings.task,
+                "estimator": settings.train.estimator,
+            }
+        )
+        mlflow.log_params(
+            {
+                "estimator": settings.train.estimator,
+                **settings.train.hyperparameters,
+                "test_fraction": settings.train.test_fraction,
+                "cv_folds": settings.train.cv_folds,
+                "seed": settings.train.seed,
+                "train_rows": len(train_rows),
+                "test_rows": len(test_rows),
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"cv_{metric}_mean": float(cv_scores.mean()),
+                f"cv_{metric}_std": float(cv_scores.std()),
+            }
+        )
+        for rows, context in ((train_rows, "training"), (test_rows, "evaluation")):
+            dataset = from_pandas(
+                rows,
+                source=str(settings.data.train_path),
+                targets=target_name,
+                name=f"{contract.name}-{context}",
+                digest=data_md5[:8],
+            )
+            mlflow.log_input(dataset, context=context)
+        example = inputs.head(3)
+        model_info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict(example)),
+            input_example=example,
+            registered_model_name=settings.registry.model_name,
+            # The model was built here, from scikit-learn's own classes: trust exactly those.
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
+        )
+        _log_serving_bundle(pipeline, contract)
+    result = TrainResult(
+        run_id=run.info.run_id,
+        model_name=settings.registry.model_name,
+        model_version=str(model_info.registered_model_version),
+        primary_metric=metric,
+        cv_mean=float(cv_scores.mean()),
+        cv_std=float(cv_scores.std()),
+        train_rows=len(train_rows),
+        test_rows=len(test_rows),
+        data_md5=data_md5,
+    )
+    result.save()
+    return result
