@@ -1,0 +1,149 @@
+"""The training half against a real MLflow tracking server backed by PostgreSQL."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import bake, uv_executable
+from test_project import git, run, run_unchecked
+
+pytestmark = pytest.mark.slow
+STARTUP_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to its own user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            pytest.fail(f"{what} exited with {process.returncode} while starting:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{what} did not answer {url} within {STARTUP_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A private PostgreSQL cluster on a free port; yields its SQLAlchemy URI."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not binaries:
+        pytest.fail("PostgreSQL is not installed: `apt-get install postgresql` (.ci/run does)")
+    bin_dir = Path(binaries[-1])
+    # Not under pytest's temporary root: that is private to root, and postgres runs as itself.
+    data = Path(tempfile.mkdtemp(prefix="mlflow-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    subprocess.run(
+        as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust"]),
+        check=True, capture_output=True, timeout=120,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        as_postgres([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
+                     "-h", "127.0.0.1", "-k", str(data)]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                             capture_output=True, check=False).returncode != 0:
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail("PostgreSQL did not start")
+            time.sleep(0.3)
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow",
+                        "mlflow"], check=True, capture_output=True, timeout=60)
+        yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        stop(server)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    baked = bake(tmp_path_factory.mktemp("server-project"))
+    run(["make", "setup", f"UV={uv_executable()}"], baked)
+    git(baked, "add", "-A")
+    git(baked, "commit", "-qm", "Baked from the template")
+    return baked
+
+
+@pytest.fixture(scope="module")
+def tracking_server(project: Path, postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` from the project's own environment, on PostgreSQL, serving artifacts."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    log = artifacts.parent / "mlflow-server.log"
+    server = subprocess.Popen(
+        [str(project / ".venv" / "bin" / "mlflow"), "server", "--backend-store-uri", postgres,
+         "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=project, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/health", server, "mlflow server", log)
+        yield url
+    finally:
+        stop(server)
+
+
+def test_pipeline_registers_a_champion_on_the_server(
+    project: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    cold = run([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    assert "v1 is the new champion" in cold
+    assert not (project / "mlflow.db").exists()  # nothing went to the local store
+    metadata = json.loads((project / "models/champion/metadata.json").read_text())
+    assert metadata["version"] == "1"
+    # The server's registry holds the champion alias, read through its REST API.
+    query = f"{tracking_server}/api/2.0/mlflow/registered-models/alias?name=my-ml-service&alias=champion"
+    with urllib.request.urlopen(query, timeout=10) as response:
+        assert json.load(response)["model_version"]["version"] == "1"
+
+    # A retrained model with the same data and params is registered, but is not better.
+    retrain = run([uv_executable(), "run", "--locked", "dvc", "repro", "--force"], project)
+    assert "champion v1 stays" in retrain
+    assert "challenger v2" in retrain
+
+
+def test_unreachable_server_is_a_clear_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    result = run_unchecked([uv_executable(), "run", "--locked", "my_ml_service", "train"], project)
+    assert result.returncode == 2
+    assert "is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
