@@ -24,9 +24,14 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	$(RUN) cookiecutter --no-input --output-dir $(DEMO_DIR) .
 	$(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) setup pipeline UV=$(UV)
 	@echo
+	@cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run --locked my_ml_service models
+	@echo
 	@echo "Baked project:    $(DEMO_DIR)/$(DEMO_SLUG)   (cd there; 'make' lists its tasks)"
 	@echo "Raw data:         $(DEMO_DIR)/$(DEMO_SLUG)/data/raw/dataset.csv"
 	@echo "Validation:       $(DEMO_DIR)/$(DEMO_SLUG)/reports/validation/data_docs/index.html"
+	@echo "Metrics, plots:   $(DEMO_DIR)/$(DEMO_SLUG)/reports/evaluate/   (uv run dvc metrics show)"
+	@echo "Model card:       $(DEMO_DIR)/$(DEMO_SLUG)/models/champion/model_card.md"
+	@echo "MLflow UI:        cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run mlflow ui --backend-store-uri sqlite:///mlflow.db"
 	@echo "Pipeline:         cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc dag"
 
 test: $(UV) ## Run every template test: bake each option, hooks, and baked projects end to end

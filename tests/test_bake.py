@@ -53,6 +53,7 @@ EXPECTED_FILES = {
     "tests/code/test_profile.py",
     "tests/code/test_settings.py",
     "tests/code/test_tabular.py",
+    "tests/code/test_training_pieces.py",
     "tests/data/test_corrupted.py",
     "tests/data/test_gate_cli.py",
     "tests/data/test_sample.py",
