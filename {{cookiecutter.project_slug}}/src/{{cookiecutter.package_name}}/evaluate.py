@@ -15,6 +15,7 @@ from .errors import QualityGateError
 from .metrics import classification_metrics, higher_is_better, meets_threshold, regression_metrics
 from .settings import Settings
 from .tabular import read_table
+from .tracking import reported_failures
 from .train import MODEL_FILE, SERVING_ARTIFACTS, TEST_FILE, TrainResult, model_inputs
 
 REPORT_DIR = Path("reports/evaluate")
@@ -103,6 +104,7 @@ def _plots(
     return paths
 
 
+@reported_failures("evaluating")
 def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     """Score the latest trained model on its held-out split; raise if it fails the gate."""
     from . import tracking

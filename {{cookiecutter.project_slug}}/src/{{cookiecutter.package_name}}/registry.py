@@ -19,6 +19,7 @@ from typing import Any
 from .errors import ProjectError
 from .metrics import is_better
 from .settings import Settings
+from .tracking import reported_failures
 from .train import MODEL_FILE, SERVING_ARTIFACTS, TrainResult
 
 PROMOTED_AT = "promoted_at"
@@ -166,6 +167,7 @@ anything else. Not for use on populations or measurement procedures unlike the t
 """
 
 
+@reported_failures("promoting")
 def promote(settings: Settings) -> Decision:
     """Move the champion alias to the latest model if it beats the champion by the margin."""
     client = _client(settings)
@@ -221,6 +223,7 @@ def promote(settings: Settings) -> Decision:
     return decision
 
 
+@reported_failures("rolling back")
 def rollback(settings: Settings) -> Decision:
     """Move the champion alias back to the version that was champion before the current one."""
     client = _client(settings)
@@ -254,6 +257,7 @@ def rollback(settings: Settings) -> Decision:
     )
 
 
+@reported_failures("listing models")
 def list_models(settings: Settings) -> list[dict[str, str]]:
     """Every registered version with its aliases, gate verdict and primary metric."""
     from mlflow.exceptions import MlflowException

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ProjectError
@@ -31,6 +33,20 @@ def check_reachable(uri: str) -> None:
         raise ProjectError(
             f"MLflow tracking server {uri} is unreachable ({reason}); fix: start it, or unset "
             "MLFLOW_TRACKING_URI to use the project's local store"
+        ) from None
+
+
+@contextmanager
+def reported_failures(action: str) -> Iterator[None]:
+    """Turn an MLflow failure (say, the server dying mid-run) into a one-line error."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ProjectError(
+            f"MLflow failed while {action}: {reason}; fix: check the tracking store and rerun"
         ) from None
 
 

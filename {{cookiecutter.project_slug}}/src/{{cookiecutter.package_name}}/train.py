@@ -227,7 +227,7 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
     pipeline.fit(inputs, target)
     data_md5 = file_md5(settings.data.train_path)
     metric = settings.evaluate.primary_metric
-    with mlflow.start_run() as run:
+    with tracking.reported_failures("training"), mlflow.start_run() as run:
         mlflow.set_tags(
             {
                 "git_commit": git_commit(),

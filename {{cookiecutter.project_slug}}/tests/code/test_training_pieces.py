@@ -100,3 +100,22 @@ def test_metrics_must_suit_the_task(settings: Settings) -> None:
     data["evaluate"]["primary_metric"] = wrong
     with pytest.raises(ValueError, match=f"'{wrong}' is not a {settings.task} metric"):
         Settings.model_validate(data)
+
+
+def test_mlflow_failure_becomes_one_line() -> None:
+    from mlflow.exceptions import MlflowException
+
+    from {{ cookiecutter.package_name }}.tracking import (
+        reported_failures,
+    )
+
+    @reported_failures("promoting")
+    def fails() -> None:
+        raise MlflowException("API request to http://mlflow:5000 failed\nwith a long trace")
+
+    with pytest.raises(ProjectError) as raised:
+        fails()
+    assert str(raised.value) == (
+        "MLflow failed while promoting: API request to http://mlflow:5000 failed; "
+        "fix: check the tracking store and rerun"
+    )
