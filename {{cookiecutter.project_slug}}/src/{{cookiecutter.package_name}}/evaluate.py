@@ -12,7 +12,7 @@ import pandas as pd
 from .behavioral import BehaviouralResult, run_behavioural_tests
 from .contract import Contract
 from .errors import QualityGateError
-from .metrics import classification_metrics, higher_is_better, meets_threshold, regression_metrics
+from .metrics import higher_is_better, meets_threshold, score_model
 from .settings import Settings
 from .tabular import read_table
 from .tracking import reported_failures
@@ -116,15 +116,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     model = load_serving_model(trained.run_id)
     test = read_table(TEST_FILE, contract)
     inputs, target = model_inputs(test, contract), test[contract.target.name]
-    if settings.task == "classification":
-        metrics = classification_metrics(
-            target,
-            model.predict(inputs),
-            model.predict_proba(inputs),
-            list(contract.target.allowed or []),
-        )
-    else:
-        metrics = regression_metrics(target, model.predict(inputs))
+    metrics = score_model(model, inputs, target, settings.task, list(contract.target.allowed or []))
     train_pool = read_table(settings.data.train_path, contract)
     train_pool[contract.feature_names] = model_inputs(train_pool, contract)
     test[contract.feature_names] = inputs

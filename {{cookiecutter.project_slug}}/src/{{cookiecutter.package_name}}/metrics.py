@@ -68,3 +68,13 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray[Any, Any]) -> dict[
         "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
         "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
     }
+
+
+def score_model(
+    model: Any, inputs: pd.DataFrame, target: pd.Series, task: Task, classes: Sequence[str]
+) -> dict[str, float]:
+    """Every metric of `task` for a fitted model on `inputs`."""
+    predictions = model.predict(inputs)
+    if task == "classification":
+        return classification_metrics(target, predictions, model.predict_proba(inputs), classes)
+    return regression_metrics(target, predictions)

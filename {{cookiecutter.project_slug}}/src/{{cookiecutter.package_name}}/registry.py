@@ -76,7 +76,9 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
     import mlflow
 
     target = settings.registry.export_dir
-    with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as tmp:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Staged beside the target: the final renames stay on one filesystem.
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staging = Path(tmp) / "bundle"
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -102,7 +104,6 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         (staging / CARD_FILE).write_text(model_card(settings, metadata, run))
         # Swap in one step so a reader never sees half a bundle.
-        target.parent.mkdir(parents=True, exist_ok=True)
         previous = Path(tmp) / "previous"
         if target.exists():
             target.rename(previous)

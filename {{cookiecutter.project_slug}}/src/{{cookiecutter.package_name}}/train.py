@@ -165,7 +165,7 @@ def cross_validate(
     from sklearn.base import clone
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from .metrics import classification_metrics, regression_metrics
+    from .metrics import score_model
 
     folds_class = StratifiedKFold if settings.task == "classification" else KFold
     folds = folds_class(settings.train.cv_folds, shuffle=True, random_state=settings.train.seed)
@@ -173,14 +173,7 @@ def cross_validate(
     for fit_rows, score_rows in folds.split(inputs, target):
         fold_model = clone(pipeline).fit(inputs.iloc[fit_rows], target.iloc[fit_rows])
         held_inputs, held_target = inputs.iloc[score_rows], target.iloc[score_rows]
-        predictions = fold_model.predict(held_inputs)
-        metrics = (
-            classification_metrics(
-                held_target, predictions, fold_model.predict_proba(held_inputs), classes
-            )
-            if settings.task == "classification"
-            else regression_metrics(held_target, predictions)
-        )
+        metrics = score_model(fold_model, held_inputs, held_target, settings.task, classes)
         scores.append(metrics[settings.evaluate.primary_metric])
     return np.array(scores)
 
