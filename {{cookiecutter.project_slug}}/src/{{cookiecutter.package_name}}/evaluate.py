@@ -93,8 +93,10 @@ def _plots(
     importance = permutation_importance(model, inputs, target, n_repeats=5, random_state=0)
     ranked = pd.Series(importance.importances_mean, index=inputs.columns).sort_values()
     ranked.rename("importance").to_csv(REPORT_DIR / "feature_importance.csv", index_label="feature")
-    axes = ranked.tail(15).plot.barh(title="Permutation importance (held-out)")
-    figures["feature_importance"] = axes.figure
+    # A figure of its own: pandas would otherwise draw on the last display's axes.
+    figure, axes = plt.subplots(figsize=(7, 5))
+    ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
+    figures["feature_importance"] = figure
     paths = []
     for name, figure in figures.items():
         figure.tight_layout()

@@ -101,6 +101,9 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
         settings.model_copy(update={"registry": lenient.registry}), contract
     )
     assert json.loads(Path("reports/evaluate/metrics.json").read_text())["passed"] is True
+    plots = sorted(Path("reports/evaluate").glob("*.png"))
+    assert len(plots) >= 2
+    assert len({plot.read_bytes() for plot in plots}) == len(plots), "each plot is its own figure"
     decision = promote(lenient)
     assert decision.promoted
     assert f"of v{first.model_version})" in decision.message
