@@ -15,11 +15,16 @@ from .errors import QualityGateError
 from .metrics import higher_is_better, meets_threshold, score_model
 from .settings import Settings
 from .tabular import read_table
-from .tracking import reported_failures
+from .tracking import configure, reported_failures
 from .train import MODEL_FILE, SERVING_ARTIFACTS, TEST_FILE, TrainResult, model_inputs
 
 REPORT_DIR = Path("reports/evaluate")
 METRICS_FILE = REPORT_DIR / "metrics.json"
+BEHAVIOURAL_FILE = REPORT_DIR / "behavioural.json"
+# Where the run keeps its evaluation, and the version tags the promotion gate reads.
+EVALUATION_ARTIFACTS = "evaluation"
+METRIC_TAG_PREFIX = "test_"
+GATE_TAG = "passed_quality_gate"
 
 
 @dataclass(frozen=True)
@@ -109,10 +114,8 @@ def _plots(
 @reported_failures("evaluating")
 def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     """Score the latest trained model on its held-out split; raise if it fails the gate."""
-    from . import tracking
-
     trained = TrainResult.load()
-    tracking.configure(settings.registry)
+    configure(settings.registry)
     import mlflow
 
     model = load_serving_model(trained.run_id)
@@ -130,21 +133,15 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
     METRICS_FILE.write_text(json.dumps({**metrics, "passed": evaluation.passed}, indent=2) + "\n")
-    (REPORT_DIR / "behavioural.json").write_text(
-        json.dumps([asdict(test) for test in behavioural], indent=2) + "\n"
-    )
+    BEHAVIOURAL_FILE.write_text(json.dumps([asdict(test) for test in behavioural], indent=2) + "\n")
     with mlflow.start_run(run_id=trained.run_id):
-        mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
-        for path in [
-            *plots,
-            REPORT_DIR / "behavioural.json",
-            REPORT_DIR / "feature_importance.csv",
-        ]:
-            mlflow.log_artifact(str(path), "evaluation")
+        mlflow.log_metrics({METRIC_TAG_PREFIX + name: value for name, value in metrics.items()})
+        for path in [*plots, BEHAVIOURAL_FILE, REPORT_DIR / "feature_importance.csv"]:
+            mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)
     client = mlflow.MlflowClient()
     for key, value in {
-        **{f"test_{k}": f"{v:.6f}" for k, v in metrics.items()},
-        "passed_quality_gate": str(evaluation.passed).lower(),
+        **{METRIC_TAG_PREFIX + k: f"{v:.6f}" for k, v in metrics.items()},
+        GATE_TAG: str(evaluation.passed).lower(),
     }.items():
         client.set_model_version_tag(trained.model_name, trained.model_version, key, value)
     if not evaluation.passed:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import tracking
 from .errors import ProjectError
+from .evaluate import BEHAVIOURAL_FILE, EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
 from .metrics import is_better
 from .settings import Settings
 from .tracking import reported_failures
@@ -38,8 +40,6 @@ class Decision:
 
 
 def _client(settings: Settings) -> Any:
-    from . import tracking
-
     tracking.configure(settings.registry)
     import mlflow
 
@@ -58,7 +58,7 @@ def _champion(client: Any, settings: Settings) -> Any | None:
 
 
 def _test_metric(version: Any, metric: str) -> float:
-    value = version.tags.get(f"test_{metric}")
+    value = version.tags.get(METRIC_TAG_PREFIX + metric)
     if value is None:
         raise ProjectError(
             f"model v{version.version} has no evaluation; fix: run the evaluate stage"
@@ -94,15 +94,24 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "run_id": version.run_id,
             "task": settings.task,
             "metrics": {
-                k.removeprefix("test_"): float(v)
+                k.removeprefix(METRIC_TAG_PREFIX): float(v)
                 for k, v in version.tags.items()
-                if k.startswith("test_")
+                if k.startswith(METRIC_TAG_PREFIX)
             },
             "model_sha256": sha256(staging / MODEL_FILE),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        (staging / CARD_FILE).write_text(model_card(settings, metadata, run))
+        # The exported version's own evaluation, not whichever model was evaluated last.
+        behavioural = json.loads(
+            Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id,
+                    artifact_path=f"{EVALUATION_ARTIFACTS}/{BEHAVIOURAL_FILE.name}",
+                )
+            ).read_text()
+        )
+        (staging / CARD_FILE).write_text(model_card(settings, metadata, run, behavioural))
         # Swap in one step so a reader never sees half a bundle.
         previous = Path(tmp) / "previous"
         if target.exists():
@@ -111,21 +120,18 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
     return target
 
 
-def model_card(settings: Settings, metadata: dict[str, Any], run: Any) -> str:
-    """A markdown model card from the registry and the evaluation."""
-    behavioural_path = Path("reports/evaluate/behavioural.json")
-    behavioural = json.loads(behavioural_path.read_text()) if behavioural_path.is_file() else []
+def model_card(
+    settings: Settings, metadata: dict[str, Any], run: Any, behavioural: list[dict[str, Any]]
+) -> str:
+    """A markdown model card from the registry and the version's evaluation."""
     threshold_rows = "\n".join(
         f"| {metric} | {metadata['metrics'].get(metric, float('nan')):.4f} | {threshold} |"
         for metric, threshold in settings.evaluate.thresholds.items()
     )
-    behaviour_rows = (
-        "\n".join(
-            f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
-            f"| {test['detail']} |"
-            for test in behavioural
-        )
-        or "| | not run | | |"
+    behaviour_rows = "\n".join(
+        f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
+        f"| {test['detail']} |"
+        for test in behavioural
     )
     train_rows = run.data.params.get("train_rows")
     params = "\n".join(f"- `{key}`: {value}" for key, value in sorted(run.data.params.items()))
@@ -179,37 +185,45 @@ def promote(settings: Settings) -> Decision:
         settings.evaluate.primary_metric,
     )
     challenger = client.get_model_version(name, trained.model_version)
-    if challenger.tags.get("passed_quality_gate") != "true":
+    if challenger.tags.get(GATE_TAG) != "true":
         raise ProjectError(
             f"model v{challenger.version} has not passed the quality gate; fix: run evaluate"
         )
     champion = _champion(client, settings)
     challenger_value = _test_metric(challenger, metric)
+    champion_value = _test_metric(champion, metric) if champion is not None else None
     if champion is not None and str(champion.version) == str(challenger.version):
+        serving = champion
         decision = Decision(
             False, str(champion.version), f"v{champion.version} is already the {alias}"
         )
-    elif champion is not None and not is_better(
-        settings.task,
-        metric,
-        challenger_value,
-        _test_metric(champion, metric),
-        settings.evaluate.promotion_margin,
+    elif (
+        champion is not None
+        and champion_value is not None
+        and not is_better(
+            settings.task,
+            metric,
+            challenger_value,
+            champion_value,
+            settings.evaluate.promotion_margin,
+        )
     ):
+        serving = champion
         decision = Decision(
             False,
             str(champion.version),
-            f"{alias} v{champion.version} stays: {metric} {_test_metric(champion, metric):.4f} vs "
+            f"{alias} v{champion.version} stays: {metric} {champion_value:.4f} vs "
             f"challenger v{challenger.version} {challenger_value:.4f} "
             f"(margin {settings.evaluate.promotion_margin})",
         )
     else:
+        serving = challenger
         client.set_registered_model_alias(name, alias, challenger.version)
         client.set_model_version_tag(
             name, challenger.version, PROMOTED_AT, datetime.now(UTC).isoformat()
         )
         before = (
-            f"{metric} {_test_metric(champion, metric):.4f} of v{champion.version}"
+            f"{metric} {champion_value:.4f} of v{champion.version}"
             if champion is not None
             else "no previous champion"
         )
@@ -218,9 +232,8 @@ def promote(settings: Settings) -> Decision:
             str(challenger.version),
             f"v{challenger.version} is the new {alias}: {metric} {challenger_value:.4f} ({before})",
         )
-    current = client.get_model_version(name, decision.champion_version)
     if decision.promoted or not (settings.registry.export_dir / METADATA_FILE).is_file():
-        export_champion(client, settings, current)
+        export_champion(client, settings, serving)
     return decision
 
 
@@ -282,9 +295,9 @@ def list_models(settings: Settings) -> list[dict[str, str]]:
                     a for a, v in sorted(aliases.items()) if str(v) == str(version.version)
                 )
                 or "-",
-                metric: version.tags.get(f"test_{metric}", "-"),
+                metric: version.tags.get(METRIC_TAG_PREFIX + metric, "-"),
                 "quality_gate": {"true": "passed", "false": "failed"}.get(
-                    version.tags.get("passed_quality_gate", ""), "-"
+                    version.tags.get(GATE_TAG, ""), "-"
                 ),
                 "promoted_at": version.tags.get(PROMOTED_AT, "-"),
             }

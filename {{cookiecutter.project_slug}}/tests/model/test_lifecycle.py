@@ -129,9 +129,14 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     assert json.loads((bundle / "metadata.json").read_text())["version"] == default.model_version
 
     # Rollback restores the previous champion and its export; there is none before the first.
+    # The card comes from the restored version's own run, not from the workspace's last report.
+    Path("reports/evaluate/behavioural.json").unlink()
     assert rollback(lenient).champion_version == first.model_version
     assert champion_version(lenient) == first.model_version
     assert json.loads((bundle / "metadata.json").read_text())["version"] == first.model_version
+    card = (bundle / "model_card.md").read_text()
+    assert f"v{first.model_version} (champion)" in card
+    assert "| invariance |" in card
     with pytest.raises(ProjectError, match="nothing to roll back to"):
         rollback(lenient)
     assert len(list_models(lenient)) == 3
