@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -91,6 +91,28 @@ class RegistrySettings(Section):
     export_dir: Path
 
 
+class ServeSettings(Section):
+    """The prediction service: request limits, access control and the prediction log."""
+
+    max_batch_rows: int = Field(ge=1)
+    max_body_bytes: int = Field(ge=1024)
+    # Auth is on only when switched on here; the key itself comes from the environment.
+    require_api_key: bool = False
+    api_key: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    prediction_log_dir: Path
+    prediction_log_queue: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _check_api_key(self) -> Self:
+        if self.require_api_key and not (self.api_key and self.api_key.get_secret_value()):
+            raise ValueError(
+                f"serve.require_api_key is on but no key is set; fix: set "
+                f"${ENV_PREFIX}SERVE{ENV_NESTED_DELIMITER}API_KEY (never in params.yaml)"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting the pipeline reads; all of them live in params.yaml."""
 
@@ -109,6 +131,7 @@ class Settings(BaseSettings):
     train: TrainSettings
     evaluate: EvaluateSettings
     registry: RegistrySettings
+    serve: ServeSettings
 
     @model_validator(mode="after")
     def _check_metrics_fit_the_task(self) -> Self:

@@ -1,0 +1,1 @@
+"""The prediction service: FastAPI over the exported champion, with no training stack loaded."""

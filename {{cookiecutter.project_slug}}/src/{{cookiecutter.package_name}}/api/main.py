@@ -1,0 +1,73 @@
+"""The FastAPI application, composed from settings, the verified champion and the routes.
+
+Run it with `<package> serve`, or `uvicorn <package>.api.main:create_app --factory`. Nothing
+happens at import: `create_app` loads the model, so tests build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from ..settings import Settings, load_settings
+from .batching import MicroBatcher
+from .routes import health, metrics, model, predict
+from .state import ServiceState
+from .telemetry import RequestMiddleware
+
+PACKAGE = __name__.partition(".")[0]
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; without a servable model it starts anyway and reports not ready."""
+    settings = settings or load_settings()
+    state = ServiceState.load(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.prediction_log.start()
+        if state.champion is not None:
+            state.batcher = MicroBatcher(state.champion, settings.serve.max_batch_rows)
+            state.batcher.start()
+        try:
+            yield
+        finally:
+            # Requests in flight have finished (uvicorn drains them first); flush the log.
+            if state.batcher is not None:
+                await state.batcher.stop()
+            state.prediction_log.stop()
+
+    app = FastAPI(
+        title=f"{PACKAGE} prediction service",
+        summary=f"Serves model v{state.model_version} of {settings.registry.model_name}.",
+        version=state.model_version,
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    for router in (
+        health.router,
+        metrics.router,
+        model.router,
+        predict.build_router(state.schemas),
+    ):
+        app.include_router(router)
+    if settings.serve.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.serve.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "X-Request-Id"],
+        )
+    app.add_middleware(
+        RequestMiddleware,
+        telemetry=state.telemetry,
+        routes=frozenset(route.path for route in app.routes if hasattr(route, "path")),
+        model_version=lambda: state.model_version,
+        max_body_bytes=settings.serve.max_body_bytes,
+    )
+    return app

@@ -1,0 +1,85 @@
+"""The prediction log: every answered record, appended as JSON lines off the request path.
+
+Requests only put entries on a bounded queue; one thread writes them in batches to
+`<dir>/predictions-<UTC date>.jsonl`, flushed and fsynced, so monitoring reads what was
+served. A full queue or a failing disk costs log lines (counted in /metrics), never a
+prediction. Shutdown drains the queue before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class PredictionLog:
+    """A bounded queue of prediction records and the thread that appends them to disk."""
+
+    def __init__(
+        self,
+        directory: Path,
+        capacity: int,
+        on_drop: Callable[[str, int], None] = lambda reason, count: None,
+    ) -> None:
+        self.directory = directory
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._on_drop = on_drop
+        self._thread = threading.Thread(target=self._write_forever, name="prediction-log")
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write everything queued so far, then stop the writer."""
+        self._queue.put(_STOP)  # blocks while full: the writer is draining it
+        self._thread.join(timeout)
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Queue one request's records; when the queue is full they are dropped and counted."""
+        try:
+            self._queue.put_nowait(records)
+        except queue.Full:
+            self._on_drop("queue_full", len(records))
+
+    def path_for(self, moment: datetime) -> Path:
+        """The file that records written at `moment` go to."""
+        return self.directory / f"predictions-{moment:%Y-%m-%d}.jsonl"
+
+    def _write_forever(self) -> None:
+        stopping = False
+        while not stopping:
+            pending = [self._queue.get()]
+            while True:  # take everything queued meanwhile: one write for many requests
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(item is _STOP for item in pending)
+            batches = [item for item in pending if item is not _STOP]
+            if batches:
+                self._write([record for batch in batches for record in batch])
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        lines = b"".join(orjson.dumps(record) + b"\n" for record in records)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self.path_for(datetime.now(UTC)).open("ab") as stream:
+                stream.write(lines)
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            logger.warning("prediction log: %d records not written: %s", len(records), error)
+            self._on_drop("write_error", len(records))

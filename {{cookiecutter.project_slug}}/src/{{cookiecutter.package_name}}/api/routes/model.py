@@ -1,0 +1,27 @@
+"""/model: what is being served."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import ApiKeyDep, ChampionDep
+from ..schemas import ModelInfo
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/model", response_model=ModelInfo, dependencies=[ApiKeyDep])
+async def model_info(champion: ChampionDep) -> ModelInfo:
+    """Registry name, version and alias, held-out metrics and the data contract."""
+    metadata = champion.metadata
+    return ModelInfo(
+        name=str(metadata.get("model_name", "")),
+        version=champion.version,
+        alias=str(metadata.get("alias", "")),
+        task=champion.task,  # type: ignore[arg-type]
+        run_id=str(metadata.get("run_id", "")),
+        exported_at=str(metadata.get("exported_at", "")),
+        model_sha256=str(metadata.get("model_sha256", "")),
+        metrics={str(key): float(value) for key, value in metadata.get("metrics", {}).items()},
+        contract=champion.contract.model_dump(mode="json", exclude_none=True),
+    )

@@ -1,0 +1,133 @@
+"""/predict: one record (a JSON object) or a batch (a JSON array of objects).
+
+The body is parsed and validated here rather than by a FastAPI body parameter: one pass with
+orjson and pydantic-core, errors located as `body.<field>` or `body.<row>.<field>`, and a batch
+count checked before any record is validated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from ..champion import Prediction
+from ..deps import ApiKeyDep, ChampionDep, StateDep
+from ..schemas import PredictResponse, RequestSchemas
+from ..state import ServiceState
+
+def _invalid(message: str, kind: str, location: tuple[str | int, ...] = ("body",)) -> Exception:
+    return RequestValidationError([{"type": kind, "loc": location, "msg": message}])
+
+
+def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise _invalid(f"body is not valid JSON ({error}); NaN and Infinity are not JSON", "json_invalid") from None
+    try:
+        if isinstance(payload, dict):
+            return [schemas.one.validate_python(payload)]
+        if isinstance(payload, list):
+            if not payload:
+                raise _invalid("empty batch: send at least one record", "too_short")
+            if len(payload) > schemas.max_batch_rows:
+                raise HTTPException(
+                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    f"batch of {len(payload)} records is over the limit of "
+                    f"{schemas.max_batch_rows} (serve.max_batch_rows); split it",
+                )
+            records: list[BaseModel] = schemas.batch.validate_python(payload)
+            return records
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**problem, "loc": ("body", *problem["loc"])}
+                for problem in error.errors(include_url=False, include_context=False)
+            ]
+        ) from None
+    raise _invalid("body must be a JSON object (one record) or an array of records", "type_error")
+
+
+def _answer(champion_task: str, predictions: list[Prediction]) -> list[dict[str, Any]]:
+    if champion_task == "classification":
+        return [
+            {"prediction": item.value, "probabilities": item.probabilities}
+            for item in predictions
+        ]
+    return [{"prediction": item.value} for item in predictions]
+
+
+def _record_telemetry(state: ServiceState, task: str, predictions: list[Prediction]) -> None:
+    if task == "classification":
+        for label, count in Counter(str(item.value) for item in predictions).items():
+            state.telemetry.predicted_classes.labels(label).inc(count)
+    else:
+        for item in predictions:
+            state.telemetry.predicted_values.observe(float(item.value))
+
+
+def _log_entries(
+    state: ServiceState,
+    request_id: str,
+    rows: list[tuple[Any, ...]],
+    answers: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    assert state.champion is not None  # noqa: S101 - predict only runs with a champion
+    names = state.champion.contract.feature_names
+    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    version = state.champion.version
+    return [
+        {
+            "timestamp": timestamp,
+            "request_id": request_id,
+            "row": index,
+            "model_version": version,
+            "features": dict(zip(names, row, strict=True)),
+            **answer,
+        }
+        for index, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+
+
+def openapi_body(request_body: dict[str, Any] | None) -> dict[str, Any]:
+    """The route's OpenAPI extras: the contract-derived body when a contract is known."""
+    if request_body is None:
+        return {"requestBody": {"required": True, "content": {"application/json": {}}}}
+    return {"requestBody": request_body}
+
+
+def build_router(schemas: RequestSchemas | None) -> APIRouter:
+    """The /predict route with this contract's request schema in its OpenAPI docs."""
+    predict_router = APIRouter(tags=["model"])
+
+    @predict_router.post(
+        "/predict",
+        response_model=PredictResponse,
+        dependencies=[ApiKeyDep],
+        openapi_extra=openapi_body(schemas.openapi_body if schemas else None),
+        responses={
+            413: {"description": "Body or batch over the limits in params.yaml (serve)"},
+            503: {"description": "No servable model (see /ready)"},
+        },
+    )
+    async def predict(request: Request, state: StateDep, champion: ChampionDep) -> Response:
+        """Predict one record or a batch; the answer carries the model version."""
+        if state.schemas is None or state.batcher is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is starting")
+        records = _records(await request.body(), state.schemas)
+        rows = state.schemas.rows(records)
+        predictions = await state.batcher.predict(rows)
+        answers = _answer(champion.task, predictions)
+        request_id: str = request.scope["state"]["request_id"]
+        _record_telemetry(state, champion.task, predictions)
+        state.prediction_log.append(_log_entries(state, request_id, rows, answers))
+        body = {"model_version": champion.version, "request_id": request_id, "predictions": answers}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return predict_router

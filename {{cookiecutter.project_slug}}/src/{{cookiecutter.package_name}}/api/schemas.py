@@ -1,0 +1,153 @@
+"""Request and response schemas. The record schema is built from the data contract at start-up.
+
+Field by field, the contract's types, ranges, allowed values and nullability become pydantic
+constraints, so the API refuses exactly what the validation gate would: the error names the
+field. Examples in the OpenAPI docs are valid records made from the same contract.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from ..contract import Column, Contract
+
+
+def _field_type(column: Column) -> Any:
+    if column.type == "category":
+        base: Any = Literal[tuple(column.allowed or ())]
+        constraint = Field(description=column.description or None)
+    else:
+        base = float if column.type == "float" else int
+        constraint = Field(
+            ge=column.min,
+            le=column.max,
+            allow_inf_nan=False,
+            description=column.description or None,
+        )
+    annotated = Annotated[base, constraint]
+    return annotated | None if column.nullable else annotated
+
+
+def example_value(column: Column) -> Any:
+    """A valid value for `column`: the middle of its range, or its first allowed value."""
+    if column.type == "category":
+        return (column.allowed or [""])[0]
+    low = column.min if column.min is not None else 0.0
+    high = column.max if column.max is not None else low + 1.0
+    middle = (low + high) / 2
+    return round(middle) if column.type == "int" else round(middle, 4)
+
+
+def example_record(contract: Contract) -> dict[str, Any]:
+    """A record that satisfies the contract."""
+    return {column.name: example_value(column) for column in contract.features}
+
+
+def record_model(contract: Contract) -> type[BaseModel]:
+    """The pydantic model of one input record: exactly the contract's features, no others."""
+    fields: dict[str, Any] = {}
+    for index, column in enumerate(contract.features):
+        # Python names are positional; the JSON names are the contract's (any string works).
+        default = None if column.nullable else ...
+        fields[f"f{index}"] = (_field_type(column), Field(default, alias=column.name))
+    model: type[BaseModel] = create_model(
+        "Record",
+        __config__=ConfigDict(
+            extra="forbid",
+            populate_by_name=False,
+            json_schema_extra={"examples": [example_record(contract)]},
+        ),
+        **fields,
+    )
+    return model
+
+
+class RequestSchemas:
+    """Validators for a single record and for a batch of records."""
+
+    def __init__(self, contract: Contract, max_batch_rows: int) -> None:
+        self.record = record_model(contract)
+        self.field_names = list(self.record.model_fields)
+        self.one = TypeAdapter(self.record)
+        self.batch = TypeAdapter(list[self.record])  # type: ignore[name-defined]
+        self.max_batch_rows = max_batch_rows
+        example = example_record(contract)
+        record_schema = self.one.json_schema(ref_template="#/components/schemas/{model}")
+        self.openapi_body = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            record_schema,
+                            {
+                                "type": "array",
+                                "items": record_schema,
+                                "minItems": 1,
+                                "maxItems": max_batch_rows,
+                            },
+                        ]
+                    },
+                    "examples": {
+                        "one record": {"value": example},
+                        "a batch": {"value": [example, example]},
+                    },
+                }
+            },
+        }
+
+    def rows(self, records: list[BaseModel]) -> list[tuple[Any, ...]]:
+        """Validated records as tuples of feature values in contract order."""
+        names = self.field_names
+        return [tuple(getattr(record, name) for name in names) for record in records]
+
+
+class ClassPrediction(BaseModel):
+    """One record's predicted class and the probability of every class."""
+
+    prediction: str
+    probabilities: dict[str, float]
+
+
+class ValuePrediction(BaseModel):
+    """One record's predicted value."""
+
+    prediction: float
+
+
+class PredictResponse(BaseModel):
+    """Predictions in the order of the records sent; one record gives a list of one."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    request_id: str
+    predictions: list[ClassPrediction] | list[ValuePrediction]
+
+
+class ModelInfo(BaseModel):
+    """What is being served: registry name, version, alias, held-out metrics, the contract."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    alias: str
+    task: Literal["classification", "regression"]
+    run_id: str
+    exported_at: str
+    model_sha256: str
+    metrics: dict[str, float]
+    contract: dict[str, Any]
+
+
+class Readiness(BaseModel):
+    """Whether a verified model is serving, and if not, why."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    ready: bool
+    model_version: str | None = None
+    reason: str | None = None
