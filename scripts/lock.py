@@ -25,9 +25,13 @@ def main() -> int:
     slug = json.loads((TEMPLATE / "cookiecutter.json").read_text())["project_name"]
     slug = slug.lower().strip().replace(" ", "-").replace("_", "-")
     with tempfile.TemporaryDirectory() as tmp:
-        LOCK.unlink(missing_ok=True)  # a stale lock must not seed the new one
+        # The baked project carries the current lock: `uv lock` keeps its pins and only
+        # resolves what changed. `UV_LOCK_UPGRADE=1 make lock` upgrades everything.
         project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=tmp))
-        subprocess.run([os.environ.get("UV", "uv"), "lock", "--quiet"], cwd=project, check=True)
+        upgrade = ["--upgrade"] if os.environ.get("UV_LOCK_UPGRADE") == "1" else []
+        subprocess.run(
+            [os.environ.get("UV", "uv"), "lock", "--quiet", *upgrade], cwd=project, check=True
+        )
         lock = (project / "uv.lock").read_text()
     own_entry = f'name = "{slug}"'
     if lock.count(own_entry) != 1:

@@ -198,6 +198,35 @@ def models() -> None:
         typer.echo("  ".join(row[column].ljust(widths[column]) for column in columns).rstrip())
 
 
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (one model copy each).")] = 1,
+) -> None:
+    """Serve the exported champion over HTTP (docs at /docs); no tracking server needed."""
+    import os
+
+    # One thread per worker: OpenMP threads in tree models fight the event loop for the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import uvicorn
+
+    from .settings import load_settings
+
+    load_settings()  # a settings mistake is one line here, not a traceback per worker
+    uvicorn.run(
+        f"{__name__.partition('.')[0]}.api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

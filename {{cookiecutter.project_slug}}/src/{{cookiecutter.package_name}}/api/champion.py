@@ -118,7 +118,7 @@ def load_champion(bundle: Path, task: str) -> Champion:
 
     try:
         pipeline = joblib.load(model_file)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not servable"
+    except Exception as error:  # any unpickling failure: not servable
         raise ModelNotReadyError(f"{model_file} could not be loaded: {error!r}") from None
     fitted_on = [str(name) for name in getattr(pipeline, "feature_names_in_", [])]
     if fitted_on != contract.feature_names:

@@ -15,8 +15,8 @@ API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
-def get_state(request: Request) -> ServiceState:
-    """The state `create_app` built for this process."""
+async def get_state(request: Request) -> ServiceState:
+    """The state `create_app` built for this process (async: no thread hop per request)."""
     state: ServiceState = request.app.state.service
     return state
 
@@ -24,7 +24,7 @@ def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_champion(state: StateDep) -> Champion:
+async def get_champion(state: StateDep) -> Champion:
     """The verified model, or 503 naming why there is none."""
     if state.champion is None:
         raise HTTPException(
@@ -36,9 +36,7 @@ def get_champion(state: StateDep) -> Champion:
 ChampionDep = Annotated[Champion, Depends(get_champion)]
 
 
-def check_api_key(
-    state: StateDep, given: Annotated[str | None, Security(_api_key_header)]
-) -> None:
+async def check_api_key(state: StateDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:
     """401 unless auth is off or the header matches the key (constant-time comparison)."""
     serve = state.settings.serve
     if not serve.require_api_key or serve.api_key is None:

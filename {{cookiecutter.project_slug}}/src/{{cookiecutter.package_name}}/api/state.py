@@ -1,5 +1,4 @@
-"""What the running service holds: settings, the verified champion (or why there is none),
-its request schemas, the micro-batcher, the prediction log and the metrics."""
+"""The running service's state: the verified champion or why there is none, and the rest."""
 
 from __future__ import annotations
 
@@ -39,7 +38,7 @@ class ServiceState:
             champion = load_champion(settings.registry.export_dir, settings.task)
         except ModelNotReadyError as error:
             reason = str(error)
-            logger.error("model not ready: %s", reason)  # noqa: TRY400 - the reason says it all
+            logger.error("model not ready: %s", reason)
         contract = champion.contract if champion else None
         if contract is None:
             try:  # the project's contract still documents the request schema
@@ -48,7 +47,8 @@ class ServiceState:
                 contract = None
         schemas = RequestSchemas(contract, settings.serve.max_batch_rows) if contract else None
         if champion is not None:
-            telemetry.model_info.labels(str(champion.metadata.get("model_name")), champion.version).set(1)
+            name = str(champion.metadata.get("model_name"))
+            telemetry.model_info.labels(name, champion.version).set(1)
             telemetry.model_ready.set(1)
         prediction_log = PredictionLog(
             settings.serve.prediction_log_dir,

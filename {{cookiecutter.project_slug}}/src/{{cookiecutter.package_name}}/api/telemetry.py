@@ -117,6 +117,7 @@ class RequestMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -138,11 +139,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            receive = await self._limit_body(scope, receive)
-            if receive is None:
+            limited = await self._limit_body(scope, receive)
+            if limited is None:
                 await _too_large(send_with_headers, self.max_body_bytes)
             else:
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, limited, send_with_headers)
         finally:
             method = scope["method"]
             self.telemetry.requests.labels(route, method, str(status)).inc()

@@ -21,6 +21,7 @@ from ..deps import ApiKeyDep, ChampionDep, StateDep
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
 
+
 def _invalid(message: str, kind: str, location: tuple[str | int, ...] = ("body",)) -> Exception:
     return RequestValidationError([{"type": kind, "loc": location, "msg": message}])
 
@@ -29,7 +30,10 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise _invalid(f"body is not valid JSON ({error}); NaN and Infinity are not JSON", "json_invalid") from None
+        raise _invalid(
+            f"body is not valid JSON ({error}); NaN and Infinity are not JSON numbers",
+            "json_invalid",
+        ) from None
     try:
         if isinstance(payload, dict):
             return [schemas.one.validate_python(payload)]
@@ -57,8 +61,7 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
 def _answer(champion_task: str, predictions: list[Prediction]) -> list[dict[str, Any]]:
     if champion_task == "classification":
         return [
-            {"prediction": item.value, "probabilities": item.probabilities}
-            for item in predictions
+            {"prediction": item.value, "probabilities": item.probabilities} for item in predictions
         ]
     return [{"prediction": item.value} for item in predictions]
 
