@@ -36,7 +36,9 @@ async def get_champion(state: StateDep) -> Champion:
 ChampionDep = Annotated[Champion, Depends(get_champion)]
 
 
-async def check_api_key(state: StateDep, given: Annotated[str | None, Security(_api_key_header)]) -> None:
+async def check_api_key(
+    state: StateDep, given: Annotated[str | None, Security(_api_key_header)]
+) -> None:
     """401 unless auth is off or the header matches the key (constant-time comparison)."""
     serve = state.settings.serve
     if not serve.require_api_key or serve.api_key is None:
