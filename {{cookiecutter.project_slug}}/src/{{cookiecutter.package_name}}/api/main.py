@@ -69,8 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Metric labels use these paths; any other path counts as "unmatched" (bounded labels).
         routes=frozenset(
             route.path
-            for source in (app, *routers)
-            for route in source.routes
+            for route in [*app.routes, *(r for router in routers for r in router.routes)]
             if hasattr(route, "path")
         ),
         model_version=lambda: state.model_version,
