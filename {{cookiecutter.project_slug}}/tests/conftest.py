@@ -1,8 +1,13 @@
-"""Fixtures shared by the code, data and model test families."""
+"""Fixtures shared by the code, data, model and service test families."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -10,6 +15,7 @@ import pytest
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
     load_contract,
+    save_contract,
 )
 from {{ cookiecutter.package_name }}.prepare import (
     load_source,
@@ -17,6 +23,11 @@ from {{ cookiecutter.package_name }}.prepare import (
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
     load_settings,
+)
+from {{ cookiecutter.package_name }}.train import (
+    build_pipeline,
+    make_estimator,
+    model_inputs,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +59,80 @@ def sample_csv(sample: pd.DataFrame, tmp_path: Path) -> Path:
     path = tmp_path / "sample.csv"
     sample.to_csv(path, index=False)
     return path
+
+
+def export_bundle(
+    pipeline: Any, contract: Contract, task: str, directory: Path, version: str = "1"
+) -> Path:
+    """Lay out a champion bundle exactly as `promote` exports one (no registry involved)."""
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, directory / "model.joblib")
+    save_contract(contract, directory / "contract.yaml", overwrite=True)
+    metadata = {
+        "model_name": "test-model",
+        "version": version,
+        "alias": "champion",
+        "run_id": "0" * 32,
+        "task": task,
+        "metrics": {"score": 1.0},
+        "model_sha256": hashlib.sha256((directory / "model.joblib").read_bytes()).hexdigest(),
+        "exported_at": "2026-01-01T00:00:00+00:00",
+    }
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def fitted_pipeline(settings: Settings, contract: Contract, sample: pd.DataFrame) -> Any:
+    """The configured estimator in the project's pipeline, fitted on the sample."""
+    estimator = make_estimator(
+        settings.task,
+        settings.train.estimator,
+        dict(settings.train.hyperparameters),
+        settings.train.seed,
+    )
+    pipeline = build_pipeline(contract, estimator)
+    return pipeline.fit(model_inputs(sample, contract), sample[contract.target.name])
+
+
+@pytest.fixture(scope="session")
+def exported_bundle(
+    fitted_pipeline: Any,
+    settings: Settings,
+    contract: Contract,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A champion bundle of the fitted pipeline; read-only (copy it to break it)."""
+    directory = tmp_path_factory.mktemp("exported") / "champion"
+    return export_bundle(fitted_pipeline, contract, settings.task, directory)
+
+
+@pytest.fixture
+def champion_bundle(exported_bundle: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the champion bundle, free for a test to break."""
+    return Path(shutil.copytree(exported_bundle, tmp_path / "champion"))
+
+
+ServiceSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def service_settings(settings: Settings, champion_bundle: Path, tmp_path: Path) -> ServiceSettings:
+    """Settings that serve the test's champion bundle and log to its own folder.
+
+    Keyword arguments override `serve` settings, validated like params.yaml.
+    """
+
+    def make(**serve: Any) -> Settings:
+        return settings.model_copy(
+            update={
+                "registry": settings.registry.model_copy(update={"export_dir": champion_bundle}),
+                "serve": type(settings.serve).model_validate(
+                    {**settings.serve.model_dump(), "prediction_log_dir": tmp_path / "log", **serve}
+                ),
+            }
+        )
+
+    return make

@@ -42,7 +42,7 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
                 raise _invalid("empty batch: send at least one record", "too_short")
             if len(payload) > schemas.max_batch_rows:
                 raise HTTPException(
-                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    status.HTTP_413_CONTENT_TOO_LARGE,
                     f"batch of {len(payload)} records is over the limit of "
                     f"{schemas.max_batch_rows} (serve.max_batch_rows); split it",
                 )

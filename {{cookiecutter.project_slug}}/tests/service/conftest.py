@@ -1,0 +1,76 @@
+"""A real service process (uvicorn over HTTP) for the tests that need one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A started server: where it listens and its process, for RSS readings."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process, in KiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def running_service(
+    exported_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """`<package> serve` on a free port, serving the exported bundle, until the module ends."""
+    package = next((PROJECT_ROOT / "src").iterdir()).name
+    prefix = package.upper()
+    port = _free_port()
+    environment = {
+        **os.environ,
+        f"{prefix}_REGISTRY__EXPORT_DIR": str(exported_bundle),
+        f"{prefix}_SERVE__PREDICTION_LOG_DIR": str(tmp_path_factory.mktemp("log")),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", package, "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=environment,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the service did not become ready (exit code {process.poll()})")
+            time.sleep(0.2)
+    yield RunningService(url, process)
+    process.send_signal(signal.SIGTERM)
+    # uvicorn drains, shuts the app down, then re-raises the signal: -SIGTERM is a clean exit.
+    assert process.wait(timeout=30) in {0, -signal.SIGTERM}, "the service did not shut down cleanly"

@@ -1,0 +1,263 @@
+"""The prediction service through FastAPI's TestClient: every endpoint and every bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.api.main import (
+    create_app,
+)
+from {{ cookiecutter.package_name }}.api.schemas import (
+    example_record,
+)
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.train import (
+    model_inputs,
+)
+
+ServiceSettings = Callable[..., Settings]  # the conftest fixture: serve overrides -> Settings
+
+
+@pytest.fixture
+def client(service_settings: ServiceSettings) -> Iterator[TestClient]:
+    app = create_app(service_settings())
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def records(sample: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
+    """Real rows of the sample as API records (features only)."""
+    rows: list[dict[str, Any]] = json.loads(
+        sample[contract.feature_names].head(5).to_json(orient="records")
+    )
+    return rows
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "model_version": "1"}
+
+
+def test_every_response_carries_the_model_version_and_a_request_id(client: TestClient) -> None:
+    for response in (client.get("/health"), client.get("/nowhere"), client.post("/predict")):
+        assert response.headers["x-model-version"] == "1"
+        assert len(response.headers["x-request-id"]) == 32
+    traced = client.get("/health", headers={"X-Request-Id": "trace-42"})
+    assert traced.headers["x-request-id"] == "trace-42"
+
+
+def test_one_record_gives_one_prediction_matching_the_model(
+    client: TestClient,
+    records: list[dict[str, Any]],
+    fitted_pipeline: Any,
+    contract: Contract,
+    settings: Settings,
+) -> None:
+    response = client.post("/predict", json=records[0])
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "1"
+    assert body["request_id"] == response.headers["x-request-id"]
+    [answer] = body["predictions"]
+    expected_frame = model_inputs(pd.DataFrame([records[0]]), contract)
+    if settings.task == "classification":
+        assert answer["prediction"] == fitted_pipeline.predict(expected_frame)[0]
+        assert set(answer["probabilities"]) == set(contract.target.allowed or [])
+        assert math.isclose(sum(answer["probabilities"].values()), 1.0)
+    else:
+        assert math.isclose(answer["prediction"], fitted_pipeline.predict(expected_frame)[0])
+
+
+def test_a_batch_keeps_the_order_of_its_records(
+    client: TestClient, records: list[dict[str, Any]], fitted_pipeline: Any, contract: Contract
+) -> None:
+    response = client.post("/predict", json=records)
+    assert response.status_code == 200
+    predicted = [answer["prediction"] for answer in response.json()["predictions"]]
+    expected = fitted_pipeline.predict(model_inputs(pd.DataFrame(records), contract)).tolist()
+    assert predicted == pytest.approx(expected) if isinstance(expected[0], float) else expected
+
+
+def test_model_endpoint_describes_the_served_version(
+    client: TestClient, contract: Contract
+) -> None:
+    info = client.get("/model").json()
+    assert (info["name"], info["version"], info["alias"]) == ("test-model", "1", "champion")
+    assert [column["name"] for column in info["contract"]["features"]] == contract.feature_names
+    assert len(info["model_sha256"]) == 64
+
+
+def test_metrics_count_requests_predictions_and_the_model_version(
+    client: TestClient, records: list[dict[str, Any]]
+) -> None:
+    client.post("/predict", json=records[:3])
+    client.post("/predict", json={})
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
+    assert 'http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
+    assert 'http_request_duration_seconds_count{method="POST",route="/predict"} 2.0' in text
+    assert 'model_info{name="test-model",version="1"} 1.0' in text
+    assert "model_ready 1.0" in text
+    predicted = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("predictions_total", "prediction_value_count"))
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in predicted) == 3
+
+
+def _bad_inputs(contract: Contract) -> list[tuple[str, Any, list[Any]]]:
+    """(case, body, expected error location) for each kind of bad input."""
+    good = example_record(contract)
+    first = contract.features[0]
+    numeric = next(column for column in contract.features if column.is_numeric)
+    missing = {key: value for key, value in good.items() if key != first.name}
+    cases: list[tuple[str, Any, list[Any]]] = [
+        ("missing field", missing, ["body", first.name]),
+        ("extra field", {**good, "surprise": 1}, ["body", "surprise"]),
+        ("wrong type", {**good, numeric.name: "high"}, ["body", numeric.name]),
+        ("null", {**good, numeric.name: None}, ["body", numeric.name]),
+        ("bad row in a batch", [good, {**good, numeric.name: "x"}], ["body", 1, numeric.name]),
+        ("empty batch", [], ["body"]),
+        ("not a record", 42, ["body"]),
+    ]
+    if numeric.max is not None:
+        cases.append(
+            ("above the range", {**good, numeric.name: numeric.max + 1}, ["body", numeric.name])
+        )
+    if numeric.min is not None:
+        cases.append(
+            ("below the range", {**good, numeric.name: numeric.min - 1}, ["body", numeric.name])
+        )
+    category = next((column for column in contract.features if not column.is_numeric), None)
+    if category is not None:
+        cases.append(("unknown category", {**good, category.name: "??"}, ["body", category.name]))
+    return cases
+
+
+def test_bad_inputs_are_422_naming_the_field(client: TestClient, contract: Contract) -> None:
+    for case, body, location in _bad_inputs(contract):
+        response = client.post("/predict", json=body)
+        assert response.status_code == 422, case
+        locations = [problem["loc"] for problem in response.json()["detail"]]
+        assert location in locations, (case, locations)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_422(client: TestClient, contract: Contract, token: str) -> None:
+    good = example_record(contract)
+    numeric = next(column for column in contract.features if column.is_numeric)
+    body = json.dumps(good).replace(json.dumps(good[numeric.name]), token, 1)
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_invalid_json_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/predict", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["detail"][0]["msg"]
+
+
+def test_oversized_body_and_batch_are_413(
+    service_settings: ServiceSettings, tmp_path: Path, contract: Contract
+) -> None:
+    app = create_app(service_settings(max_batch_rows=2, max_body_bytes=4096))
+    good = example_record(contract)
+    with TestClient(app) as client:
+        too_many = client.post("/predict", json=[good] * 3)
+        assert too_many.status_code == 413
+        assert "serve.max_batch_rows" in too_many.json()["detail"]
+        too_big = client.post("/predict", content=b"[" + b" " * 5000 + b"]")
+        assert too_big.status_code == 413
+        assert "serve.max_body_bytes" in too_big.text
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
+            yield b"["
+            yield b" " * 5000
+            yield b"]"
+
+        streamed = client.post("/predict", content=chunks())
+        assert streamed.status_code == 413
+        assert client.post("/predict", json=good).status_code == 200  # the worker survived
+
+
+def test_api_key_guards_predictions_but_not_probes(
+    service_settings: ServiceSettings, tmp_path: Path, contract: Contract
+) -> None:
+    secured = service_settings(
+        require_api_key=True,
+        api_key="s3cret-key",
+    )
+    good = example_record(contract)
+    with TestClient(create_app(secured)) as client:
+        assert client.post("/predict", json=good).status_code == 401
+        wrong, right = {"X-API-Key": "wrong"}, {"X-API-Key": "s3cret-key"}
+        assert client.post("/predict", json=good, headers=wrong).status_code == 401
+        assert client.get("/model").status_code == 401
+        assert client.post("/predict", json=good, headers=right).status_code == 200
+        assert client.get("/model", headers=right).status_code == 200
+        assert client.get("/ready").status_code == 200
+        assert client.get("/health").status_code == 200
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    response = client.options(
+        "/predict",
+        headers={"Origin": "https://example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_predictions_are_logged_for_monitoring(
+    service_settings: ServiceSettings,
+    tmp_path: Path,
+    records: list[dict[str, Any]],
+) -> None:
+    log_dir = tmp_path / "log"  # where service_settings points the log
+    with TestClient(create_app(service_settings())) as client:
+        batch = client.post("/predict", json=records[:2]).json()
+        single = client.post("/predict", json=records[2]).json()
+    # Leaving the client shut the app down, which flushes the log.
+    [log_file] = log_dir.glob("predictions-*.jsonl")
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(line["request_id"], line["row"]) for line in lines] == [
+        (batch["request_id"], 0),
+        (batch["request_id"], 1),
+        (single["request_id"], 0),
+    ]
+    assert lines[2]["features"] == pytest.approx(records[2])
+    assert lines[2]["prediction"] == single["predictions"][0]["prediction"]
+    assert {line["model_version"] for line in lines} == {"1"}
+    assert all(line["timestamp"].endswith("+00:00") for line in lines)
+
+
+def test_a_failing_log_disk_costs_log_lines_not_predictions(
+    service_settings: ServiceSettings, tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the log directory should be")
+    with TestClient(create_app(service_settings(prediction_log_dir=blocked))) as client:
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        client.app.state.service.prediction_log.stop()  # type: ignore[attr-defined]
+        text = client.get("/metrics").text
+    assert 'prediction_log_dropped_records_total{reason="write_error"} 5.0' in text

@@ -1,0 +1,72 @@
+"""The serving pieces on their own: micro-batching and the bounded prediction log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from {{ cookiecutter.package_name }}.api.batching import (
+    MicroBatcher,
+)
+from {{ cookiecutter.package_name }}.api.champion import (
+    Champion,
+    Prediction,
+)
+from {{ cookiecutter.package_name }}.api.prediction_log import (
+    PredictionLog,
+)
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+
+
+class CountingChampion(Champion):
+    """The real champion, counting how many model calls it makes."""
+
+    calls: list[int]
+
+    def predict(self, rows: list[tuple[Any, ...]]) -> list[Prediction]:
+        self.calls.append(len(rows))
+        return super().predict(rows)
+
+
+def test_concurrent_requests_share_model_calls_and_keep_their_rows(
+    fitted_pipeline: Any, contract: Contract, settings: Settings, sample: pd.DataFrame
+) -> None:
+    champion = CountingChampion(fitted_pipeline, contract, {"version": "1"}, settings.task)
+    object.__setattr__(champion, "calls", [])
+    rows = list(sample[contract.feature_names].head(20).itertuples(index=False, name=None))
+    direct = champion.predict(rows)
+    champion.calls.clear()
+
+    async def send_all() -> list[list[Prediction]]:
+        batcher = MicroBatcher(champion, max_rows=8)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.predict([row]) for row in rows))
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(send_all())
+    assert [answer for [answer] in answers] == direct
+    assert len(champion.calls) < len(rows)  # shared calls...
+    assert max(champion.calls) <= 8  # ...never above the batch limit
+    assert sum(champion.calls) == len(rows)
+
+
+def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    dropped: list[tuple[str, int]] = []
+    log = PredictionLog(tmp_path, capacity=1, on_drop=lambda *drop: dropped.append(drop))
+    log.append([{"row": 0}])  # the writer is not started: the queue stays full
+    log.append([{"row": 1}, {"row": 2}])
+    assert dropped == [("queue_full", 2)]
+    log.start()
+    log.stop()
+    [written] = tmp_path.glob("predictions-*.jsonl")
+    assert written.read_text() == '{"row":0}\n'

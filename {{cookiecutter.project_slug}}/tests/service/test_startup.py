@@ -1,0 +1,117 @@
+"""Start-up with a bad bundle: the service stays up, reports not ready, and says why."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.api.main import (
+    create_app,
+)
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+    save_contract,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+
+ServiceSettings = Callable[..., Settings]  # the conftest fixture: serve overrides -> Settings
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _remove_model(bundle: Path, contract: Contract) -> None:
+    (bundle / "model.joblib").unlink()
+
+
+def _corrupt_model(bundle: Path, contract: Contract) -> None:
+    model = bundle / "model.joblib"
+    model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
+
+
+def _unloadable_model(bundle: Path, contract: Contract) -> None:
+    import hashlib
+
+    garbage = b"this is not a pickle"
+    (bundle / "model.joblib").write_bytes(garbage)
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    metadata["model_sha256"] = hashlib.sha256(garbage).hexdigest()
+    (bundle / "metadata.json").write_text(json.dumps(metadata))
+
+
+def _mismatched_contract(bundle: Path, contract: Contract) -> None:
+    fewer = contract.model_copy(update={"features": contract.features[1:]})
+    save_contract(fewer, bundle / "contract.yaml", overwrite=True)
+
+
+def _garbled_metadata(bundle: Path, contract: Contract) -> None:
+    (bundle / "metadata.json").write_text("{not json")
+
+
+BREAKAGES: dict[str, tuple[Callable[[Path, Contract], None], str]] = {
+    "missing model": (_remove_model, "model.joblib not found"),
+    "corrupt model": (_corrupt_model, "does not match"),
+    "unloadable model": (_unloadable_model, "could not be loaded"),
+    "contract mismatch": (_mismatched_contract, "but its contract declares"),
+    "garbled metadata": (_garbled_metadata, "metadata.json is unreadable"),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_a_bad_bundle_leaves_the_service_up_but_not_ready(
+    breakage: str,
+    service_settings: ServiceSettings,
+    contract: Contract,
+    champion_bundle: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    breaks, reason = BREAKAGES[breakage]
+    breaks(champion_bundle, contract)
+    with caplog.at_level(logging.ERROR):
+        app = create_app(service_settings())
+    assert any(reason in record.getMessage() for record in caplog.records), caplog.text
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert reason in ready.json()["reason"]
+        predict = client.post("/predict", json={})
+        assert predict.status_code == 503
+        assert reason in predict.json()["detail"]
+        assert "model_ready 0.0" in client.get("/metrics").text
+        assert client.get("/health").headers["x-model-version"] == "none"
+
+
+def test_the_service_imports_no_training_or_monitoring_stack(champion_bundle: Path) -> None:
+    """Serving needs scikit-learn, not MLflow, Great Expectations, Evidently or DVC."""
+    program = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.api.main import create_app\n"
+        "app = create_app()\n"
+        "assert app.state.service.champion is not None, app.state.service.not_ready_reason\n"
+        "heavy = ['mlflow', 'great_expectations', 'evidently', 'dvc', 'matplotlib']\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    environment = {
+        "{{ cookiecutter.package_name | upper }}_REGISTRY__EXPORT_DIR": str(champion_bundle),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "[]"
