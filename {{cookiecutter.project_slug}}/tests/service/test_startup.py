@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.contract import (
     save_contract,
 )
 from {{ cookiecutter.package_name }}.settings import (
+    ENV_PREFIX,
     Settings,
 )
 
@@ -102,7 +103,7 @@ def test_the_service_imports_no_training_or_monitoring_stack(champion_bundle: Pa
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     environment = {
-        "{{ cookiecutter.package_name | upper }}_REGISTRY__EXPORT_DIR": str(champion_bundle),
+        f"{ENV_PREFIX}REGISTRY__EXPORT_DIR": str(champion_bundle),
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
