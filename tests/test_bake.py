@@ -15,13 +15,17 @@ EXPECTED_FILES = {
     ".cruft.json",
     ".dvc/.gitignore",
     ".dvc/config",
+    ".dockerignore",
     ".dvcignore",
     ".env.example",
     ".gitignore",
     ".pre-commit-config.yaml",
     ".python-version",
     "LICENSE",
+    "Dockerfile",
     "Makefile",
+    "docker-compose.yml",
+    "docker/certs/README.md",
     "README.md",
     "contract.yaml",
     "data/external/.gitkeep",
@@ -46,6 +50,21 @@ EXPECTED_FILES = {
     "src/{package}/tracking.py",
     "src/{package}/train.py",
     "src/{package}/validate.py",
+    "src/{package}/api/__init__.py",
+    "src/{package}/api/batching.py",
+    "src/{package}/api/champion.py",
+    "src/{package}/api/deps.py",
+    "src/{package}/api/main.py",
+    "src/{package}/api/prediction_log.py",
+    "src/{package}/api/schemas.py",
+    "src/{package}/api/state.py",
+    "src/{package}/api/telemetry.py",
+    "src/{package}/api/routes/__init__.py",
+    "src/{package}/api/routes/health.py",
+    "src/{package}/api/routes/metrics.py",
+    "src/{package}/api/routes/model.py",
+    "src/{package}/api/routes/predict.py",
+    "tests/__init__.py",
     "tests/conftest.py",
     "tests/code/test_cli.py",
     "tests/code/test_contract.py",
@@ -58,6 +77,13 @@ EXPECTED_FILES = {
     "tests/data/test_gate_cli.py",
     "tests/data/test_sample.py",
     "tests/model/test_lifecycle.py",
+    "tests/service/__init__.py",
+    "tests/service/conftest.py",
+    "tests/service/test_api.py",
+    "tests/service/test_internals.py",
+    "tests/service/test_load.py",
+    "tests/service/test_properties.py",
+    "tests/service/test_startup.py",
 }
 UNRENDERED = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(if|else|elif|endif|for|endfor|raw|set|now)\b|cookiecutter\.")
 
@@ -92,6 +118,7 @@ def test_every_data_file_parses(baked: Path) -> None:
         "dvc.yaml": yaml.safe_load,
         "contract.yaml": yaml.safe_load,
         ".pre-commit-config.yaml": yaml.safe_load,
+        "docker-compose.yml": yaml.safe_load,
         ".cruft.json": json.loads,
         ".dvc/config": lambda text: configparser.ConfigParser().read_string(text),
     }
@@ -131,8 +158,11 @@ def test_sources_are_copied_verbatim(baked: Path) -> None:
     """No template logic in Python modules: the package is the template's src, byte for byte."""
     package = baked.name.replace("-", "_")
     template_src = TEMPLATE_PROJECT / "src" / "{{cookiecutter.package_name}}"
-    for source in template_src.iterdir():
-        assert (baked / "src" / package / source.name).read_bytes() == source.read_bytes()
+    sources = [path for path in template_src.rglob("*") if path.is_file()]
+    assert len(sources) > 20
+    for source in sources:
+        copied = baked / "src" / package / source.relative_to(template_src)
+        assert copied.read_bytes() == source.read_bytes(), copied
 
 
 def test_lock_names_the_project(baked: Path) -> None:

@@ -1,0 +1,141 @@
+"""The service image, for real: bake, run the pipeline, build with Docker, start, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import bake, uv_executable
+from test_project import run
+
+pytestmark = pytest.mark.slow
+
+# Where Debian keeps locally added CA certificates (a TLS-intercepting proxy's, for example).
+HOST_EXTRA_CERTS = Path("/usr/local/share/ca-certificates")
+HEAVY = ["mlflow", "great_expectations", "evidently", "dvc", "matplotlib"]
+
+
+def docker(*args: str, timeout: int = 900) -> str:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"docker {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The default project's service image, built after its pipeline exported a champion."""
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
+        pytest.fail(
+            "these tests build and run the service image: start a Docker engine "
+            "(on Debian without a registry, scripts/docker-env.sh installs and starts one)"
+        )
+    project = bake(tmp_path_factory.mktemp("image"))
+    run(["make", "setup", f"UV={uv_executable()}"], project)
+    run([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    # The documented hook for TLS-intercepting proxies: this machine's extra CAs, if any.
+    for certificate in HOST_EXTRA_CERTS.glob("*.crt"):
+        shutil.copy(certificate, project / "docker" / "certs")
+    tag = f"template-test-{uuid.uuid4().hex[:8]}:latest"
+    base = os.environ.get("TEMPLATE_TEST_BASE_IMAGE")
+    build_args = ["--build-arg", f"BASE_IMAGE={base}"] if base else []
+    started = time.monotonic()
+    docker("build", "--quiet", *build_args, "-t", tag, str(project), timeout=1800)
+    print(f"\nimage {tag} built in {time.monotonic() - started:.0f} s")
+    yield tag, project
+    docker("rmi", "--force", tag)
+
+
+def _get(url: str, timeout: float = 2) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_image_is_slim_non_root_and_free_of_the_training_stack(image: tuple[str, Path]) -> None:
+    tag, _ = image
+    size_mb = int(docker("image", "inspect", "--format", "{{.Size}}", tag)) / 1e6
+    print(f"\nimage size: {size_mb:.0f} MB")
+    assert size_mb < 1000
+    assert docker("image", "inspect", "--format", "{{.Config.User}}", tag) == "10001:10001"
+    probe = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m)])"
+    assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", probe) == "[]"
+    certs = "import glob; print(glob.glob('/usr/local/share/ca-certificates/extra/*.crt'))"
+    assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", certs) == "[]"
+
+
+def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) -> None:
+    tag, project = image
+    container = docker(
+        "run", "--detach", "--read-only",
+        "--tmpfs", "/app/logs/predictions:uid=10001,gid=10001",
+        "--publish", "127.0.0.1::8000", tag,
+    )  # fmt: skip
+    try:
+        port = docker("port", container, "8000/tcp").splitlines()[0].rsplit(":", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        started, deadline = time.monotonic(), time.monotonic() + 120
+        while True:
+            try:
+                status, readiness = _get(f"{url}/ready")
+                if status == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("no /ready within 120 s:\n" + docker("logs", container))
+                time.sleep(0.25)
+        print(f"\ncontainer ready in {time.monotonic() - started:.1f} s")
+        assert readiness == {"ready": True, "model_version": "1"}
+        assert docker("exec", container, "id", "-u") == "10001"
+        header, *rows = (project / "data/prepared/production.csv").read_text().splitlines()
+        names = header.split(",")
+        record = {
+            name: float(value)
+            for name, value in zip(names, rows[0].split(","), strict=True)
+            if name != "diagnosis"
+        }
+        request = urllib.request.Request(
+            f"{url}/predict",
+            data=json.dumps([record, record]).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+            assert response.headers["x-model-version"] == "1"
+        assert answer["model_version"] == "1"
+        assert len(answer["predictions"]) == 2
+        assert answer["predictions"][0]["prediction"] in {"benign", "malignant"}
+        # Docker's own HEALTHCHECK (every 10 s) agrees.
+        deadline = time.monotonic() + 60
+        while docker("inspect", "--format", "{{.State.Health.Status}}", container) != "healthy":
+            if time.monotonic() > deadline:
+                pytest.fail("the container never became healthy")
+            time.sleep(1)
+        # Both records reached the prediction log on the mounted volume (written off-request).
+        deadline = time.monotonic() + 10
+        while True:
+            logged = docker(
+                "exec", container, "sh", "-c", "cat /app/logs/predictions/*.jsonl || true"
+            )
+            if len(logged.splitlines()) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [json.loads(line)["row"] for line in logged.splitlines()] == [0, 1]
+        docker("stop", "--time", "20", container)  # graceful: drains, flushes, exits 0
+        assert docker("inspect", "--format", "{{.State.ExitCode}}", container) == "0"
+    finally:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
