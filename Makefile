@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench clean
+.PHONY: help demo test test-fast lock bench bench-serving clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ lock: $(UV) ## Re-lock the generated project's dependencies after editing its py
 
 bench: $(UV) ## Measure bake, --help and pipeline times (figures go in README.md)
 	$(RUN) python benchmarks/foundation.py
+
+bench-serving: $(UV) ## Load the generated service and `mlflow models serve` with wrk, side by side
+	$(RUN) python benchmarks/serving.py
 
 clean: ## Remove build output and tools
 	rm -rf build $(TOOLS)

@@ -1,0 +1,348 @@
+"""Serving benchmark: the generated service vs `mlflow models serve`, same model, same machine.
+
+Run `make bench-serving` (needs wrk: `apt-get install wrk`). Bakes the default project twice,
+once with the default estimator and once with a logistic regression (where the serving stack,
+not the model, dominates), runs each pipeline, then for each model starts both servers side by
+side and loads them in turn with wrk (one thread, so the server keeps a core): single rows at
+concurrency 1, 8 and 32, and 100-row batches at 8. Every cell is the median of the rounds,
+ours and MLflow's alternating so the machine's drift hits both alike. Also reported: cold start
+(process start -> ready), resident memory of the whole process tree, and the floor: the model's
+own in-process predict time, which no server can beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"
+SCENARIOS = [("1 row", 1, 1), ("1 row", 8, 1), ("1 row", 32, 1), ("100 rows", 8, 100)]
+
+FLOOR_PROGRAM = """
+import json, statistics, sys, time, warnings
+import joblib, pandas as pd
+warnings.simplefilter("ignore")
+model = joblib.load("models/champion/model.joblib")
+names = list(model.feature_names_in_)
+frame = pd.read_csv("data/prepared/production.csv")[names].astype(float)
+result = {}
+for rows in (1, 100):
+    batch = pd.DataFrame(frame.head(rows).to_numpy(), columns=names)
+    model.predict_proba(batch)
+    samples = []
+    for _ in range(300):
+        start = time.perf_counter(); model.predict_proba(batch)
+        samples.append(time.perf_counter() - start)
+    result[rows] = statistics.median(samples) * 1000
+print(json.dumps(result))
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    cold_start_s: float
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and all its descendants (mlflow forks uvicorn)."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        total, todo = 0, [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            todo.extend(children.get(pid, []))
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            found = re.search(r"^VmRSS:\s+(\d+)", status, re.MULTILINE)
+            total += int(found.group(1)) if found else 0
+        return total / 1024
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    environment = {**os.environ, **(env or {})}
+    environment.pop("VIRTUAL_ENV", None)
+    result = subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(name: str, command: list[str], cwd: Path, ready_path: str, env: dict[str, str]) -> Server:
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(url + ready_path, timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.perf_counter() - started > 300:
+                sys.exit(f"{name} did not start: {' '.join(command)}")
+            time.sleep(0.02)
+    return Server(name, process, url, time.perf_counter() - started)
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, lua_dir: Path) -> dict[str, float]:
+    script = lua_dir / f"{abs(hash(body))}.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not found:
+            sys.exit(f"could not read {label}% from wrk:\n{output}")
+        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+    requests = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rps": float(requests.group(1)) if requests else 0.0,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
+
+
+def prepare_project(work: Path, name: str, estimator: str | None) -> Path:
+    out = work / name
+    run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-f", "-o", str(out), str(TEMPLATE)],
+        TEMPLATE,
+    )
+    project = out / "my-ml-service"
+    if estimator:
+        params_file = project / "params.yaml"
+        params = yaml.safe_load(params_file.read_text())
+        params["train"]["estimator"] = estimator
+        params["train"]["hyperparameters"] = {"max_iter": 1000}
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["make", "setup", f"UV={UV}"], project)
+    run([UV, "run", "--locked", "dvc", "repro"], project)
+    return project
+
+
+def benchmark(
+    project: Path, label: str, seconds: int, rounds: int, lua_dir: Path
+) -> dict[str, object]:
+    floor = json.loads(run([str(project / ".venv/bin/python"), "-c", FLOOR_PROGRAM], project))
+    names = json.loads((project / "models/champion/metadata.json").read_text())
+    frame_rows = (project / "data/prepared/production.csv").read_text().splitlines()
+    header = frame_rows[0].split(",")
+    records = [
+        {k: float(v) for k, v in zip(header, line.split(","), strict=True) if k != "diagnosis"}
+        for line in frame_rows[1:101]
+    ]
+    while len(records) < 100:
+        records += records[: 100 - len(records)]
+    bin_dir = project / ".venv" / "bin"
+    ours = start(
+        "generated service",
+        [str(bin_dir / "my_ml_service"), "serve", "--port", "{port}"],
+        project,
+        "/ready",
+        {},
+    )
+    mlflow = start(
+        "mlflow models serve",
+        [
+            str(bin_dir / "mlflow"), "models", "serve",
+            "-m", f"models:/{names['model_name']}@champion",
+            "--env-manager", "local", "--workers", "1", "--port", "{port}",
+        ],
+        project,
+        "/ping",
+        {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
+    )  # fmt: skip
+    bodies = {
+        ("generated service", 1): json.dumps(records[0]),
+        ("generated service", 100): json.dumps(records),
+        ("mlflow models serve", 1): json.dumps({"dataframe_records": records[:1]}),
+        ("mlflow models serve", 100): json.dumps({"dataframe_records": records}),
+    }
+    paths = {"generated service": "/predict", "mlflow models serve": "/invocations"}
+    servers = [ours, mlflow]
+    try:
+        for server in servers:  # warm up, and check both answer the same
+            wrk(server.url + paths[server.name], bodies[(server.name, 1)], 4, 2, lua_dir)
+        samples: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+        for _ in range(rounds):
+            for scenario, connections, rows in SCENARIOS:
+                for server in servers:
+                    body = bodies[(server.name, rows)]
+                    result = wrk(
+                        server.url + paths[server.name], body, connections, seconds, lua_dir
+                    )
+                    samples.setdefault((server.name, scenario, connections), []).append(result)
+        rss = {server.name: server.rss_mb() for server in servers}
+    finally:
+        for server in servers:
+            server.stop()
+    cells = {
+        f"{name} | {scenario} c={connections}": {
+            key: statistics.median(result[key] for result in results) for key in results[0]
+        }
+        for (name, scenario, connections), results in samples.items()
+    }
+    return {
+        "model": label,
+        "floor_ms": {"1": floor["1"], "100": floor["100"]},
+        "cold_start_s": {server.name: server.cold_start_s for server in servers},
+        "rss_mb": rss,
+        "cells": cells,
+    }
+
+
+def image_size_mb(project: Path) -> float | None:
+    base = os.environ.get("BENCH_BASE_IMAGE")
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
+        return None
+    for certificate in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(certificate, project / "docker" / "certs")
+    tag = "bench-serving:latest"
+    args = ["--build-arg", f"BASE_IMAGE={base}"] if base else []
+    run(["docker", "build", "--quiet", *args, "-t", tag, "."], project)
+    size = int(run(["docker", "image", "inspect", "--format", "{{.Size}}", tag], project)) / 1e6
+    run(["docker", "rmi", tag], project)
+    return size
+
+
+def report(results: list[dict[str, object]], image_mb: float | None) -> str:
+    lines = []
+    for result in results:
+        cells = result["cells"]
+        assert isinstance(cells, dict)
+        floor = result["floor_ms"]
+        cold = result["cold_start_s"]
+        rss = result["rss_mb"]
+        assert isinstance(floor, dict) and isinstance(cold, dict) and isinstance(rss, dict)
+        lines.append(
+            f"\n**{result['model']}** (floor: predict in-process {floor['1']:.2f} ms for 1 row, {floor['100']:.2f} ms for 100)\n"
+        )
+        lines.append(
+            "| load | generated service req/s, p50, p99 | `mlflow models serve` req/s, p50, p99 | req/s ratio | p99 ratio |"
+        )
+        lines.append("|---|---|---|---|---|")
+        for scenario, connections, _ in SCENARIOS:
+            ours = cells[f"generated service | {scenario} c={connections}"]
+            theirs = cells[f"mlflow models serve | {scenario} c={connections}"]
+            errors = ours["errors"] + theirs["errors"]
+            lines.append(
+                f"| {scenario}, c={connections} "
+                f"| {ours['rps']:.0f}, {ours['p50']:.2f} ms, {ours['p99']:.2f} ms "
+                f"| {theirs['rps']:.0f}, {theirs['p50']:.1f} ms, {theirs['p99']:.1f} ms "
+                f"| **{ours['rps'] / theirs['rps']:.1f}x** | 1/{theirs['p99'] / ours['p99']:.0f}"
+                + (f" ({errors:.0f} errors)" if errors else "")
+                + " |"
+            )
+        ours_c1 = cells["generated service | 1 row c=1"]["p50"] - floor["1"]
+        theirs_c1 = cells["mlflow models serve | 1 row c=1"]["p50"] - floor["1"]
+        lines.append(
+            f"| server overhead (p50 at c=1 minus the floor) | {ours_c1:.2f} ms | {theirs_c1:.1f} ms "
+            f"| 1/{theirs_c1 / ours_c1:.0f} | |"
+        )
+        lines.append(
+            f"| cold start (start -> ready) | {cold['generated service']:.1f} s "
+            f"| {cold['mlflow models serve']:.1f} s | | |"
+        )
+        lines.append(
+            f"| RSS after the load (process tree) | {rss['generated service']:.0f} MB "
+            f"| {rss['mlflow models serve']:.0f} MB | 1/{rss['mlflow models serve'] / rss['generated service']:.1f} | |"
+        )
+    if image_mb is not None:
+        lines.append(f"\nService image: {image_mb:.0f} MB.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    lua_dir = work / "lua"
+    lua_dir.mkdir()
+    projects = {
+        "default model (gradient boosting)": prepare_project(work, "default", None),
+        "logistic regression": prepare_project(work, "logistic", "logistic_regression"),
+    }
+    results = [
+        benchmark(project, label, arguments.seconds, arguments.rounds, lua_dir)
+        for label, project in projects.items()
+    ]
+    image_mb = image_size_mb(projects["default model (gradient boosting)"])
+    (work / "results.json").write_text(json.dumps(results, indent=2))
+    print(
+        f"machine: {os.cpu_count()} cores; wrk -t1 -d{arguments.seconds}s, median of {arguments.rounds} alternating rounds"
+    )
+    print(report(results, image_mb))
+    print(f"\nraw results: {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
