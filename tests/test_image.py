@@ -139,3 +139,81 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
         assert docker("inspect", "--format", "{{.State.ExitCode}}", container) == "0"
     finally:
         subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+
+
+def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]) -> None:
+    """docker-compose.yml builds stages that exist and sets settings the service knows."""
+    import yaml
+
+    _, project = image
+    compose = yaml.safe_load((project / "docker-compose.yml").read_text())
+    stages = {
+        line.split(" AS ", 1)[1].strip()
+        for line in (project / "Dockerfile").read_text().splitlines()
+        if line.startswith("FROM ") and " AS " in line
+    }
+    built = {
+        name: service["build"]["target"]
+        for name, service in compose["services"].items()
+        if "build" in service
+    }
+    assert built == {"api": "service", "mlflow": "tracking"}
+    assert set(built.values()) <= stages
+    prefix = project.name.replace("-", "_").upper() + "_SERVE__"
+    assert set(compose["services"]["api"]["environment"]) == {
+        prefix + "REQUIRE_API_KEY",
+        prefix + "API_KEY",
+    }
+    assert compose["services"]["api"]["read_only"] is True
+
+
+def test_tracking_server_image_serves_mlflow(image: tuple[str, Path]) -> None:
+    """The compose stack's MLflow stage builds from the lock and answers /health."""
+    _, project = image
+    tag = f"template-test-tracking-{uuid.uuid4().hex[:8]}:latest"
+    base = os.environ.get("TEMPLATE_TEST_BASE_IMAGE")
+    build_args = ["--build-arg", f"BASE_IMAGE={base}"] if base else []
+    docker(
+        "build",
+        "--quiet",
+        *build_args,
+        "--target",
+        "tracking",
+        "-t",
+        tag,
+        str(project),
+        timeout=1800,
+    )
+    container = ""
+    try:
+        assert (
+            docker(
+                "run", "--rm", "--entrypoint", "python", tag, "-c", "import psycopg; print('ok')"
+            )
+            == "ok"
+        )
+        container = docker(
+            "run", "--detach", "--publish", "127.0.0.1::5000", tag,
+            "mlflow", "server", "--host", "0.0.0.0", "--port", "5000",
+            "--backend-store-uri", "sqlite:////tmp/mlflow.db", "--artifacts-destination", "/mlartifacts",
+        )  # fmt: skip
+        port = docker("port", container, "5000/tcp").splitlines()[0].rsplit(":", 1)[1]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/health", timeout=2
+                ) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        "the tracking server did not answer /health:\n" + docker("logs", container)
+                    )
+                time.sleep(0.5)
+        assert docker("exec", container, "id", "-u") == "10001"
+    finally:
+        if container:
+            subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+        subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)

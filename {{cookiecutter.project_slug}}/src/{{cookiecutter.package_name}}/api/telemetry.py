@@ -39,8 +39,8 @@ class Telemetry:
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "Time from request to response, by route and method.",
-            ["route", "method"],
+            "Time from request to response, by route, method and status.",
+            ["route", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -147,7 +147,9 @@ class RequestMiddleware:
         finally:
             method = scope["method"]
             self.telemetry.requests.labels(route, method, str(status)).inc()
-            self.telemetry.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.telemetry.latency.labels(route, method, str(status)).observe(
+                time.perf_counter() - started
+            )
 
     async def _limit_body(self, scope: Scope, receive: Receive) -> Receive | None:
         """`receive` if the body fits the limit, or None when it does not."""

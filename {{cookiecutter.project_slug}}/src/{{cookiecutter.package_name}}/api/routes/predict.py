@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ..champion import Prediction
-from ..deps import ApiKeyDep, ChampionDep, StateDep
+from ..deps import API_KEY_HEADER, API_KEY_SECURITY, require_champion, verify_api_key
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
 
@@ -112,15 +112,21 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
     @predict_router.post(
         "/predict",
         response_model=PredictResponse,
-        dependencies=[ApiKeyDep],
-        openapi_extra=openapi_body(schemas.openapi_body if schemas else None),
+        openapi_extra={
+            **openapi_body(schemas.openapi_body if schemas else None),
+            "security": API_KEY_SECURITY,
+        },
         responses={
+            401: {"description": "Missing or wrong X-API-Key (when serve.require_api_key)"},
             413: {"description": "Body or batch over the limits in params.yaml (serve)"},
             503: {"description": "No servable model (see /ready)"},
         },
     )
-    async def predict(request: Request, state: StateDep, champion: ChampionDep) -> Response:
+    async def predict(request: Request) -> Response:
         """Predict one record or a batch; the answer carries the model version."""
+        state: ServiceState = request.app.state.service
+        verify_api_key(state, request.headers.get(API_KEY_HEADER))
+        champion = require_champion(state)
         if state.schemas is None or state.batcher is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is starting")
         records = _records(await request.body(), state.schemas)
