@@ -1,4 +1,4 @@
-"""The serving pieces on their own: micro-batching and the bounded prediction log."""
+"""The serving pieces on their own: record schema, micro-batching and the prediction log."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
+from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.api.batching import (
     MicroBatcher,
@@ -18,7 +20,11 @@ from {{ cookiecutter.package_name }}.api.champion import (
 from {{ cookiecutter.package_name }}.api.prediction_log import (
     PredictionLog,
 )
+from {{ cookiecutter.package_name }}.api.schemas import (
+    record_model,
+)
 from {{ cookiecutter.package_name }}.contract import (
+    Column,
     Contract,
 )
 from {{ cookiecutter.package_name }}.settings import (
@@ -70,3 +76,18 @@ def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -
     log.stop()
     [written] = tmp_path.glob("predictions-*.jsonl")
     assert written.read_text() == '{"row":0}\n'
+
+
+def test_a_category_coded_as_numbers_takes_json_numbers_but_not_booleans() -> None:
+    contract = Contract(
+        name="coded",
+        target=Column(name="y", type="float"),
+        features=[Column(name="sex", type="category", allowed=["1", "2"])],
+    )
+    record = record_model(contract)
+    assert record.model_validate({"sex": 2}).model_dump(by_alias=True) == {"sex": "2"}
+    assert record.model_validate({"sex": "1"}).model_dump(by_alias=True) == {"sex": "1"}
+    for refused in (3, True, 2.5, "3"):
+        with pytest.raises(ValidationError) as raised:
+            record.model_validate({"sex": refused})
+        assert raised.value.errors()[0]["loc"] == ("sex",)

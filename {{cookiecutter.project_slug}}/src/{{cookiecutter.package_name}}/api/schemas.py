@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
 
 from ..contract import Column, Contract
 
 
+def _whole_number_as_code(value: Any) -> Any:
+    # Categories coded as numbers in the CSV (sex: 1 or 2) are read as the strings "1" and "2";
+    # clients naturally send them as JSON numbers, so whole numbers become their code.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def _field_type(column: Column) -> Any:
     if column.type == "category":
-        base: Any = Literal[tuple(column.allowed or ())]
+        allowed: Any = Literal[tuple(column.allowed or ())]
+        base: Any = Annotated[allowed, BeforeValidator(_whole_number_as_code)]
         constraint = Field(description=column.description or None)
     else:
         base = float if column.type == "float" else int
