@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench bench-serving clean
+.PHONY: help demo test test-fast lock bench bench-serving bench-monitoring clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,7 +26,7 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo
 	@cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run --locked my_ml_service models
 	@echo
-	$(RUN) python scripts/demo_serve.py $(DEMO_DIR)/$(DEMO_SLUG)
+	$(RUN) python scripts/demo_loop.py $(DEMO_DIR)/$(DEMO_SLUG)
 	@echo
 	@echo "Baked project:    $(DEMO_DIR)/$(DEMO_SLUG)   (cd there; 'make' lists its tasks)"
 	@echo "Raw data:         $(DEMO_DIR)/$(DEMO_SLUG)/data/raw/dataset.csv"
@@ -51,6 +51,9 @@ bench: $(UV) ## Measure bake, --help and pipeline times (figures go in README.md
 
 bench-serving: $(UV) ## Load the generated service and `mlflow models serve` with wrk, side by side
 	$(RUN) python benchmarks/serving.py
+
+bench-monitoring: $(UV) ## Time the drift check on 10k, 100k and 1M rows (peak memory too)
+	$(RUN) python benchmarks/monitoring.py
 
 clean: ## Remove build output and tools
 	rm -rf build $(TOOLS)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +54,25 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def uv_run(project: Path, *command: str) -> str:
     return run([uv_executable(), "run", "--locked", *command], project)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the service did not become ready (exit code {server.poll()})")
+            time.sleep(0.2)
 
 
 def test_lint_and_types_are_clean(project: Path) -> None:
@@ -107,6 +130,62 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     # The default remote is a local folder: data versions push with no account.
     uv_run(project, "dvc", "push")
     assert any((project / ".dvc-storage").rglob("*"))
+
+
+def test_the_monitoring_loop_closes(project: Path) -> None:
+    """Serve, send clean then drifted traffic, monitor, retrain: as `make demo` does."""
+    cli = "my_ml_service"
+    run([uv_executable(), "run", "--locked", cli, "simulate", "clean", "--rows", "300"], project)
+    clean = uv_run(project, cli, "monitor", "--data", "data/simulated/clean-0.csv")
+    assert "no alert" in clean
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(project / ".venv/bin" / cli), "serve", "--port", str(port)],
+        cwd=project,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/ready", server)
+        sent = uv_run(
+            project, cli, "simulate", "drifted", "--rows", "300", "--url", f"http://127.0.0.1:{port}"
+        )
+        assert "labels (request_id, row, target) -> data/simulated/drifted-0.labels.csv" in sent
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)  # a graceful stop flushes the prediction log
+    drifted = run_unchecked([uv_executable(), "run", "--locked", cli, "monitor"], project)
+    assert drifted.returncode == 3, drifted.stdout + drifted.stderr
+    assert "ALERT data drift" in drifted.stdout
+    assert "monitoring alert" in drifted.stderr  # the default notifier
+    reports = sorted((project / "reports/monitoring").glob("*/summary.json"))
+    assert len(reports) == 2
+    summary = json.loads(reports[-1].read_text())
+    assert summary["alert"] is True
+    assert summary["rows"] == 300
+    assert "model_drift_alert 1" in (project / "reports/monitoring/drift.prom").read_text()
+
+    train_rows = len((project / "data/prepared/train.csv").read_text().splitlines())
+    result = run_unchecked(
+        [uv_executable(), "run", "--locked", cli, "retrain", "--labels", "data/simulated/drifted-0.labels.csv"],
+        project,
+    )
+    retrained = result.stdout + result.stderr
+    assert len(list((project / "data/external/labelled").glob("batch-*.csv"))) == 1
+    # The gates decide: promoted, kept (not better), or refused (missed a quality threshold).
+    decisions = {
+        0: r"stored 300 labelled rows in data/external/labelled/batch-.*; the gate (promoted v2 \(was v1\)|kept v1)",
+        1: r"the retrained model missed the quality gate .*; champion v1 stays",
+    }
+    assert result.returncode in decisions, retrained
+    assert re.search(decisions[result.returncode], retrained), retrained
+    assert len((project / "data/prepared/train.csv").read_text().splitlines()) == train_rows + 300
+    listing = uv_run(project, cli, "models")
+    assert re.search(r"^2\s", listing, re.MULTILINE), listing  # registered, whatever the gate said
+    champion = json.loads((project / "models/champion/metadata.json").read_text())["version"]
+    assert (champion == "2") == ("promoted v2" in retrained)
+    if result.returncode == 0:
+        assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
 
 
 def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ scikit-learn take seconds to import, Great Expectations far longer.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -225,6 +226,173 @@ def serve(
         http="httptools",
         access_log=False,
     )
+
+
+DRIFT_EXIT_CODE = 3
+
+
+@app.command()
+@reports_errors
+def monitor(
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Prediction log folder or file (default: serve.prediction_log_dir)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Check this CSV batch instead of the prediction log.")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV of request_id, row, <target>: judge the model's quality too."),
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Latest rows of the log to check (default: params).")
+    ] = None,
+) -> None:
+    """Compare recent inputs and predictions with the training data (Evidently).
+
+    Writes reports/monitoring/<time>/ (report.html, summary.json, evidently.json) and the
+    Prometheus gauges. Exit status: 0 no alert, 3 alert (drift or quality drop), 2 bad input,
+    4 alert not delivered.
+    """
+    from .api.champion import ModelNotReadyError, load_champion
+    from .contract import load_contract
+    from .monitor import (
+        attach_labels,
+        format_result,
+        read_batch_window,
+        read_log_window,
+        run_monitor,
+    )
+    from .notify import Alert, LogNotifier, Notifier, WebhookNotifier, notify_all
+    from .settings import load_settings
+
+    if log is not None and data is not None:
+        raise ProjectError("--log and --data both given; fix: check one window at a time")
+    settings = load_settings()
+    contract = load_contract(settings.contract_path)
+    try:
+        champion = load_champion(settings.registry.export_dir, settings.task)
+    except ModelNotReadyError as error:
+        raise ProjectError(f"no champion to monitor: {error}") from None
+    if data is not None:
+        checked = read_batch_window(data, contract, champion)
+    else:
+        checked = read_log_window(
+            log or settings.serve.prediction_log_dir,
+            contract,
+            window or settings.monitor.window_rows,
+        )
+    if labels is not None:
+        checked = attach_labels(checked, labels, contract.target.name)
+    result = run_monitor(settings, contract, champion, checked)
+    typer.echo(format_result(result))
+    if not result.alert:
+        return
+    notifiers: list[Notifier] = [LogNotifier()]
+    if settings.monitor.webhook_url is not None:
+        notifiers.append(WebhookNotifier(settings.monitor.webhook_url.get_secret_value()))
+    alert = Alert(
+        title=f"{settings.registry.model_name} v{champion.version}: monitoring alert",
+        details=result.alerts,
+        report=str(result.report_dir / "report.html"),
+    )
+    notify_all(notifiers, alert)
+    raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+@app.command()
+@reports_errors
+def simulate(
+    kind: Annotated[str, typer.Argument(help="clean | drifted")],
+    rows: Annotated[int, typer.Option(min=1, help="Rows in the batch.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same batch).")] = 0,
+    missing: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of values to blank (CSV only).")
+    ] = 0.0,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV to write (default: data/simulated/KIND-SEED.csv).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Also send the rows to this running service.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per request with --url.")] = 20,
+    force: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+) -> None:
+    """Make a production-like batch from the held-back data, clean or drifted.
+
+    With --url the rows are sent to the service (so they land in its prediction log) and their
+    true labels are written next to the batch as OUTPUT.labels.csv, keyed by request id.
+    """
+    import os
+
+    from .contract import load_contract
+    from .settings import env_var_name, load_settings
+    from .simulate import make_batch, replay, write_new_csv
+    from .tabular import read_table
+
+    if kind not in ("clean", "drifted"):
+        raise ProjectError(f"kind {kind!r} is unknown; fix: use clean or drifted")
+    if url is not None and missing > 0:
+        raise ProjectError(
+            "--missing with --url: the service refuses rows with missing values (422); "
+            "fix: write missing values to a CSV and check it with `monitor --data`"
+        )
+    settings = load_settings()
+    contract = load_contract(settings.contract_path)
+    production = read_table(settings.data.production_path, contract)
+    batch = make_batch(
+        production, contract, rows, seed, drifted=kind == "drifted", missing_share=missing
+    )
+    output = output or Path("data/simulated") / f"{kind}-{seed}.csv"
+    labels_path = output.with_suffix(".labels.csv")
+    write_new_csv(batch.frame, output, force=force)
+    typer.echo(f"{kind} batch of {rows} rows -> {output}")
+    if batch.drifted_columns:
+        typer.echo(f"  changed columns: {', '.join(batch.drifted_columns)}")
+    if url is not None:
+        api_key = os.environ.get(env_var_name(("serve", "api_key")))
+        labels = replay(batch.frame, contract, url, batch_size, api_key)
+        write_new_csv(labels, labels_path, force=force)
+        typer.echo(f"  sent to {url}; labels (request_id, row, target) -> {labels_path}")
+
+
+@app.command()
+@reports_errors
+def retrain(
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled CSV (features and the target column).")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels for logged predictions (request_id, row, target).")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option(help="Prediction log with --labels (default: serve's).")
+    ] = None,
+) -> None:
+    """Add newly labelled rows to the training pool, re-run the pipeline, let the gate decide."""
+    from .contract import load_contract
+    from .monitor import attach_labels, read_log_window
+    from .retrain import labelled_rows, run_retrain
+    from .settings import load_settings
+    from .tabular import read_table
+
+    if (data is None) == (labels is None):
+        raise ProjectError("give either --data (a labelled CSV) or --labels (for the log)")
+    settings = load_settings()
+    contract = load_contract(settings.contract_path)
+    if data is not None:
+        rows = read_table(data, contract)
+        names = [column.name for column in (*contract.features, contract.target)]
+        missing = [name for name in names if name not in rows.columns]
+        if missing:
+            raise ProjectError(f"{data}: missing columns {', '.join(missing)}; fix: add them")
+        rows = rows[names]
+    else:
+        assert labels is not None  # noqa: S101 - checked above
+        window = read_log_window(log or settings.serve.prediction_log_dir, contract, sys.maxsize)
+        rows = labelled_rows(attach_labels(window, labels, contract.target.name), contract)
+    typer.echo(run_retrain(settings, contract, rows).message())
 
 
 def main() -> None:

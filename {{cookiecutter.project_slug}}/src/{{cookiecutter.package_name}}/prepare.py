@@ -96,7 +96,27 @@ def run_prepare(settings: Settings, target: str) -> PrepareResult:
         )
     stratify_by = target if settings.task == "classification" else None
     train, production = split_off(raw, data.production_fraction, data.seed, stratify_by)
+    # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
+    # the same rows, so monitoring keeps comparing like with like.
+    labelled = read_labelled_batches(settings.monitor.labelled_dir, list(raw.columns))
+    if labelled is not None:
+        raw = pd.concat([raw, labelled], ignore_index=True)
+        train = pd.concat([train, labelled], ignore_index=True)
     _write_csv(raw, data.raw_path)
     _write_csv(train, data.train_path)
     _write_csv(production, data.production_path)
     return PrepareResult(len(raw), len(train), len(production))
+
+
+def read_labelled_batches(folder: Path, columns: list[str]) -> pd.DataFrame | None:
+    """Every labelled batch `retrain` stored, in name (time) order; None if there is none."""
+    batches = []
+    for path in sorted(folder.glob("*.csv")):
+        batch = read_table(path)
+        if sorted(map(str, batch.columns)) != sorted(columns):
+            raise ProjectError(
+                f"{path}: columns differ from the data source's ({', '.join(columns[:4])}, ...); "
+                "fix: move the file out of the labelled folder or correct its header"
+            )
+        batches.append(batch[columns])
+    return pd.concat(batches, ignore_index=True) if batches else None

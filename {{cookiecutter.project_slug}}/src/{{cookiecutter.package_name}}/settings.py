@@ -113,6 +113,29 @@ class ServeSettings(Section):
         return self
 
 
+class MonitorSettings(Section):
+    """Drift monitoring: which rows it checks, when it alerts, and where it writes."""
+
+    window_rows: int = Field(ge=1)
+    min_rows: int = Field(ge=1)
+    # Larger windows are sampled down to this many rows (seeded), which bounds time and memory.
+    max_rows: int = Field(ge=100)
+    # Evidently stat-test names and the score at which a column counts as drifted.
+    numerical_test: str = Field(min_length=1)
+    numerical_threshold: float = Field(gt=0)
+    categorical_test: str = Field(min_length=1)
+    categorical_threshold: float = Field(gt=0)
+    max_drifted_share: float = Field(gt=0, le=1)
+    max_performance_drop: float = Field(ge=0)
+    min_labelled_rows: int = Field(ge=2)
+    seed: int
+    report_dir: Path
+    metrics_file: Path
+    labelled_dir: Path
+    # A Slack-compatible incoming webhook; a secret, so it comes from the environment.
+    webhook_url: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """Every setting the pipeline reads; all of them live in params.yaml."""
 
@@ -132,6 +155,7 @@ class Settings(BaseSettings):
     evaluate: EvaluateSettings
     registry: RegistrySettings
     serve: ServeSettings
+    monitor: MonitorSettings
 
     @model_validator(mode="after")
     def _check_metrics_fit_the_task(self) -> Self:

@@ -185,3 +185,68 @@ def test_unreachable_server_registers_nothing(
         run_train(local, contract)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert len(list_models(local)) == before
+
+
+def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
+    workspace: Path, settings: Settings, contract: Contract
+) -> None:
+    from datetime import UTC, datetime
+
+    from {{ cookiecutter.package_name }}.errors import (
+        DataValidationError,
+    )
+    from {{ cookiecutter.package_name }}.metrics import (
+        is_better,
+    )
+    from {{ cookiecutter.package_name }}.retrain import (
+        store_batch,
+    )
+    from {{ cookiecutter.package_name }}.simulate import (
+        make_batch,
+    )
+    from {{ cookiecutter.package_name }}.tabular import (
+        read_table,
+    )
+
+    local = configured(settings)
+    local = local.model_copy(
+        update={
+            "monitor": local.monitor.model_copy(update={"labelled_dir": workspace / "labelled"})
+        }
+    )
+    run_prepare(local, contract.target.name)
+    pool = len(read_table(local.data.train_path))
+    train_and_evaluate(local, contract)
+    promote(local)
+    metadata = local.registry.export_dir / "metadata.json"
+    champion = json.loads(metadata.read_text())
+    primary = local.evaluate.primary_metric
+    production = read_table(local.data.production_path, contract)
+    drifted = make_batch(production, contract, 120, 3, drifted=True).frame
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    # Rows that break the contract are refused and nothing is stored.
+    broken = drifted.copy()
+    broken[contract.features[0].name] = "not a number"
+    with pytest.raises(DataValidationError, match="nothing was stored"):
+        store_batch(broken, local, contract, now)
+    assert not list((workspace / "labelled").glob("*.csv"))
+
+    first = store_batch(drifted, local, contract, now)
+    second = store_batch(drifted, local, contract, now)
+    assert first != second  # a second batch in the same second never overwrites the first
+    run_prepare(local, contract.target.name)
+    assert len(read_table(local.data.train_path)) == pool + 2 * len(drifted)
+    challenger = train_and_evaluate(local, contract)
+    assert int(challenger.model_version) == int(champion["version"]) + 1
+    figure = json.loads(Path("reports/evaluate/metrics.json").read_text())[primary]
+    better = is_better(
+        local.task,
+        primary,
+        figure,
+        champion["metrics"][primary],
+        local.evaluate.promotion_margin,
+    )
+    assert promote(local).promoted == better
+    expected = challenger.model_version if better else champion["version"]
+    assert json.loads(metadata.read_text())["version"] == expected

@@ -265,3 +265,20 @@ def test_a_failing_log_disk_costs_log_lines_not_predictions(
         client.app.state.service.prediction_log.stop()  # type: ignore[attr-defined]
         text = client.get("/metrics").text
     assert 'prediction_log_dropped_records_total{reason="write_error"} 5.0' in text
+
+
+def test_metrics_append_the_latest_drift_gauges(
+    service_settings: ServiceSettings, tmp_path: Path
+) -> None:
+    settings = service_settings()
+    gauges = tmp_path / "drift.prom"
+    monitored = settings.model_copy(
+        update={"monitor": settings.monitor.model_copy(update={"metrics_file": gauges})}
+    )
+    with TestClient(create_app(monitored)) as client:
+        before = client.get("/metrics").text
+        gauges.write_text("# TYPE model_drift_share gauge\nmodel_drift_share 0.4\n")
+        after = client.get("/metrics").text
+    assert "model_drift_share" not in before
+    assert after.endswith("model_drift_share 0.4\n")
+    assert after.startswith(before.split("\n", 1)[0])

@@ -1,6 +1,8 @@
-"""/metrics: Prometheus exposition of the service's metrics."""
+"""/metrics: Prometheus exposition of the service's metrics, plus the latest drift gauges."""
 
 from __future__ import annotations
+
+import contextlib
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,5 +14,13 @@ router = APIRouter(tags=["probes"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(state: StateDep) -> Response:
-    """Requests and latency by route and status, predictions, model version, log drops."""
-    return Response(generate_latest(state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+    """Requests and latency by route and status, predictions, model version, log drops.
+
+    When `monitor` has run, its gauges (file `monitor.metrics_file`) follow, so one scrape puts
+    drift next to latency on a dashboard.
+    """
+    body = generate_latest(state.telemetry.registry)
+    # Missing before the first monitoring run, or where the file is not mounted.
+    with contextlib.suppress(OSError):
+        body += state.settings.monitor.metrics_file.read_bytes()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,135 @@
+"""Command `retrain`: add newly labelled rows to the training pool and re-run the pipeline.
+
+The rows pass the data contract (Great Expectations) before they are stored, so a bad batch
+never reaches the pipeline. They go into `monitor.labelled_dir`, a dependency of `prepare`, so
+`dvc repro` rebuilds the training set (a DVC output, versioned in dvc.lock and the cache),
+trains, evaluates and lets the promotion gate decide: the champion changes only if the new
+model is better.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .contract import Contract
+from .errors import DataValidationError, ProjectError, QualityGateError
+from .monitor import PREDICTION, Window
+from .settings import Settings
+
+METADATA_FILE = "metadata.json"
+EVALUATION_FILE = Path("reports/evaluate/metrics.json")
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What retraining stored and what the gate decided."""
+
+    batch_path: Path
+    rows: int
+    champion_before: int | None
+    champion_after: int | None
+
+    @property
+    def champion_changed(self) -> bool:
+        """Whether the promotion gate replaced the champion."""
+        return self.champion_after != self.champion_before
+
+    def message(self) -> str:
+        """One line for the CLI."""
+        stored = f"stored {self.rows} labelled rows in {self.batch_path}"
+        if self.champion_changed:
+            return (
+                f"{stored}; the gate promoted v{self.champion_after} (was v{self.champion_before})"
+            )
+        return f"{stored}; the gate kept v{self.champion_before}: the new model was not better"
+
+
+def labelled_rows(window: Window, contract: Contract) -> pd.DataFrame:
+    """The window's labelled rows as training rows: features and the true target."""
+    if window.labels is None or window.labels.notna().sum() == 0:
+        raise ProjectError(
+            f"{window.source}: no labelled rows; fix: pass --labels (request_id, row, "
+            f"{contract.target.name}) or a CSV with the {contract.target.name} column"
+        )
+    labelled = window.labels.notna()
+    rows = window.frame.loc[labelled, contract.feature_names].copy()
+    rows[contract.target.name] = window.labels[labelled].to_numpy()
+    return rows.drop(columns=[PREDICTION], errors="ignore").reset_index(drop=True)
+
+
+def champion_version(settings: Settings) -> int | None:
+    """The exported champion's registry version, or None before the first promotion."""
+    path = settings.registry.export_dir / METADATA_FILE
+    if not path.is_file():
+        return None
+    return int(json.loads(path.read_text())["version"])
+
+
+def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now: datetime) -> Path:
+    """Validate `rows` against the contract, then store them as a new labelled batch."""
+    from .validate import format_outcome, validate_file
+
+    folder = settings.monitor.labelled_dir
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"batch-{stamp}.csv"
+    suffix = 0
+    while path.exists():  # never overwrite an earlier batch
+        suffix += 1
+        path = folder / f"batch-{stamp}-{suffix}.csv"
+    columns = [column.name for column in (*contract.features, contract.target)]
+    staging = Path("reports/adhoc") / f"retrain-{path.stem}"
+    staging.mkdir(parents=True, exist_ok=True)
+    candidate = staging / "batch.csv"
+    rows[columns].to_csv(candidate, index=False)
+    outcome = validate_file(candidate, contract, 1, staging)
+    if not outcome.success:
+        raise DataValidationError(
+            "the labelled rows break the data contract; nothing was stored\n"
+            + format_outcome(outcome)
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(candidate, path)
+    return path
+
+
+def _quality_gate_refused_since(started: float) -> bool:
+    """Whether evaluate wrote a failed verdict after `started` (the gate, not a crash)."""
+    try:
+        verdict = EVALUATION_FILE.stat().st_mtime >= started and not json.loads(
+            EVALUATION_FILE.read_text()
+        ).get("passed", True)
+    except (OSError, ValueError):
+        return False
+    return bool(verdict)
+
+
+def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> RetrainResult:
+    """Store the labelled rows, run `dvc repro`, and report the gate's decision."""
+    if rows.empty:
+        raise ProjectError("no labelled rows to retrain on")
+    before = champion_version(settings)
+    path = store_batch(rows, settings, contract, datetime.now(UTC))
+    dvc = Path(sys.executable).with_name("dvc")
+    command = [str(dvc) if dvc.exists() else "dvc", "repro"]
+    started = time.time()
+    completed = subprocess.run(command, check=False)  # noqa: S603 - our own pipeline
+    if completed.returncode != 0:
+        if _quality_gate_refused_since(started):
+            raise QualityGateError(
+                f"the retrained model missed the quality gate (see above); champion "
+                f"v{before} stays; the labelled rows stay in {path}"
+            )
+        raise ProjectError(
+            f"`dvc repro` stopped (exit {completed.returncode}; see its output above); the "
+            f"labelled rows stay in {path} and the champion is unchanged (v{before})"
+        )
+    return RetrainResult(path, len(rows), before, champion_version(settings))

@@ -1,0 +1,132 @@
+"""Command `simulate`: production-like batches, clean or drifted, as CSV or sent to the service.
+
+Rows are drawn from the held-back production data (never used in training), so a clean batch
+looks like real traffic. A drifted one shifts and widens half of the numeric features and skews
+the category mix, clipped to the contract so the service still accepts every row; labels keep
+their original values, so the model's quality drops where its inputs moved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import Contract
+from .errors import ProjectError
+from .monitor import REQUEST_ID, ROW
+
+SHIFT_IN_STDS = 1.0
+SCALE = 1.5
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A simulated batch: rows with their true target, and what was changed."""
+
+    frame: pd.DataFrame
+    drifted_columns: list[str]
+
+
+def make_batch(
+    production: pd.DataFrame,
+    contract: Contract,
+    rows: int,
+    seed: int,
+    *,
+    drifted: bool,
+    missing_share: float = 0.0,
+) -> Batch:
+    """`rows` rows resampled from `production`; shifted, rescaled and re-mixed if `drifted`."""
+    if production.empty:
+        raise ProjectError("the production data is empty; fix: run `dvc repro` (prepare)")
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, len(production), size=rows)
+    batch = production.iloc[picked].reset_index(drop=True).copy()
+    changed: list[str] = []
+    if drifted:
+        numeric = [column for column in contract.features if column.is_numeric]
+        count = max(1, math.ceil(len(numeric) / 2))
+        for column in (numeric[index] for index in sorted(rng.permutation(len(numeric))[:count])):
+            values = pd.to_numeric(batch[column.name], errors="coerce").astype(float)
+            mean, std = values.mean(), values.std() or 1.0
+            moved = mean + (values - mean) * SCALE + SHIFT_IN_STDS * std
+            moved = moved.clip(lower=column.min, upper=column.max)
+            batch[column.name] = moved.round() if column.type == "int" else moved
+            changed.append(column.name)
+        for column in contract.features:
+            if column.type == "category" and column.allowed and len(column.allowed) > 1:
+                # The rarest category becomes the most common one.
+                counts = batch[column.name].astype(str).value_counts()
+                rare = min(column.allowed, key=lambda value: counts.get(value, 0))
+                flip = rng.random(len(batch)) < 0.6  # noqa: PLR2004 - share of rows re-mixed
+                batch[column.name] = batch[column.name].astype(str).where(~flip, rare)
+                changed.append(column.name)
+    if missing_share > 0:
+        for column in contract.features:
+            blank = rng.random(len(batch)) < missing_share
+            batch[column.name] = batch[column.name].astype(object).where(~blank, None)
+    return Batch(batch, changed)
+
+
+def _post(url: str, body: bytes, api_key: str | None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers[API_KEY_HEADER] = api_key
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")[:300]
+        raise ProjectError(f"{url} answered {error.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ProjectError(
+            f"cannot reach {url} ({reason}); fix: start the service (`make serve`) "
+            "or pass its address with --url"
+        ) from None
+
+
+def replay(
+    batch: pd.DataFrame,
+    contract: Contract,
+    url: str,
+    batch_size: int,
+    api_key: str | None = None,
+) -> pd.DataFrame:
+    """POST the batch's features to the service; return labels keyed by request id and row."""
+    if not url.startswith(("http://", "https://")):
+        raise ProjectError(
+            f"--url {url!r} is not an http(s) address; fix: e.g. http://127.0.0.1:8000"
+        )
+    endpoint = url.rstrip("/") + "/predict"
+    target = contract.target.name
+    features = batch[contract.feature_names]
+    labels: list[dict[str, Any]] = []
+    for start in range(0, len(batch), batch_size):
+        chunk = features.iloc[start : start + batch_size]
+        body = chunk.to_json(orient="records").encode()
+        answer = _post(endpoint, body, api_key)
+        for row in range(len(chunk)):
+            labels.append(
+                {REQUEST_ID: answer[REQUEST_ID], ROW: row, target: batch[target].iloc[start + row]}
+            )
+    return pd.DataFrame(labels)
+
+
+def write_new_csv(frame: pd.DataFrame, path: Path, *, force: bool) -> None:
+    """Write a CSV, refusing to replace an existing file unless told to."""
+    if path.exists() and not force:
+        raise ProjectError(f"{path} already exists; fix: pass --force to replace it, or --output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)

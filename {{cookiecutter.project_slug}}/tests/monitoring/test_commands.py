@@ -1,0 +1,91 @@
+"""The monitoring commands as a user runs them: simulate, monitor (exit codes), alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from {{ cookiecutter.package_name }}.cli import (
+    DRIFT_EXIT_CODE,
+    app,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    env_var_name,
+)
+
+from .conftest import Webhook
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def monitored(deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project's commands pointed at the test deployment; outputs under tmp_path."""
+    overrides = {
+        ("data", "train_path"): deployment / "data/train.csv",
+        ("data", "production_path"): deployment / "data/production.csv",
+        ("registry", "export_dir"): deployment / "champion",
+        ("monitor", "report_dir"): tmp_path / "reports",
+        ("monitor", "metrics_file"): tmp_path / "reports/drift.prom",
+    }
+    for location, value in overrides.items():
+        monkeypatch.setenv(env_var_name(location), str(value))
+    return tmp_path
+
+
+def test_simulate_writes_a_batch_and_refuses_to_overwrite_it(monitored: Path) -> None:
+    batch = monitored / "clean.csv"
+    first = runner.invoke(app, ["simulate", "clean", "--rows", "50", "--output", str(batch)])
+    assert first.exit_code == 0, first.output
+    content = batch.read_bytes()
+    again = runner.invoke(app, ["simulate", "drifted", "--rows", "50", "--output", str(batch)])
+    assert again.exit_code == 2
+    assert "already exists; fix: pass --force" in again.output
+    assert batch.read_bytes() == content
+    unknown = runner.invoke(app, ["simulate", "sideways"])
+    assert unknown.exit_code == 2
+    assert "kind 'sideways' is unknown; fix: use clean or drifted" in unknown.output
+
+
+def test_monitor_exits_0_on_a_clean_batch_and_3_with_an_alert_on_drift(
+    monitored: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env_var_name(("monitor", "webhook_url")), webhook.url)
+    for kind in ("clean", "drifted"):
+        made = runner.invoke(
+            app, ["simulate", kind, "--rows", "300", "--output", str(monitored / f"{kind}.csv")]
+        )
+        assert made.exit_code == 0, made.output
+
+    clean = runner.invoke(app, ["monitor", "--data", str(monitored / "clean.csv")])
+    assert clean.exit_code == 0, clean.output
+    assert "no alert" in clean.output
+    assert webhook.received == []
+
+    drifted = runner.invoke(app, ["monitor", "--data", str(monitored / "drifted.csv")])
+    assert drifted.exit_code == DRIFT_EXIT_CODE, drifted.output
+    assert "ALERT data drift" in drifted.output
+    assert "column" in drifted.output.splitlines()[0]
+    [delivered] = webhook.received
+    assert "monitoring alert" in str(delivered["body"])
+    assert len(list((monitored / "reports").glob("*/report.html"))) == 2
+
+
+def test_an_alert_that_cannot_be_delivered_is_an_error(
+    monitored: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env_var_name(("monitor", "webhook_url")), "http://127.0.0.1:9/hook")
+    batch = monitored / "drifted.csv"
+    runner.invoke(app, ["simulate", "drifted", "--rows", "300", "--output", str(batch)])
+    result = runner.invoke(app, ["monitor", "--data", str(batch)])
+    assert result.exit_code == 4, result.output
+    assert "alert not delivered" in result.output
+
+
+def test_monitor_names_a_missing_log(monitored: Path) -> None:
+    result = runner.invoke(app, ["monitor", "--log", str(monitored / "no-log")])
+    assert result.exit_code == 2
+    assert "no-log: no prediction log here" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,272 @@
+"""Drift and quality monitoring on real batches: no false alarm, drift named, quality drop seen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.api.champion import (
+    Champion,
+)
+from {{ cookiecutter.package_name }}.api.main import (
+    create_app,
+)
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+)
+from {{ cookiecutter.package_name }}.monitor import (
+    MonitoringInputError,
+    Window,
+    attach_labels,
+    format_result,
+    read_batch_window,
+    read_log_window,
+    run_monitor,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.simulate import (
+    make_batch,
+)
+
+from .conftest import MonitorSettings
+
+ROWS = 300
+SEED = 7
+
+
+def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Send the batch through the real service (which writes the log); return its labels."""
+    features = batch[contract.feature_names].copy()
+    for column in contract.features:
+        if column.type == "category":
+            features[column.name] = features[column.name].astype(str)
+    labels: list[dict[str, Any]] = []
+    with TestClient(create_app(settings)) as client:
+        for start in range(0, len(batch), 50):
+            chunk = features.iloc[start : start + 50]
+            response = client.post("/predict", content=chunk.to_json(orient="records"))
+            assert response.status_code == 200, response.text
+            request_id = response.json()["request_id"]
+            labels += [
+                {"request_id": request_id, "row": row, contract.target.name: value}
+                for row, value in enumerate(batch[contract.target.name].iloc[start : start + 50])
+            ]
+    return pd.DataFrame(labels)
+
+
+def csv_window(batch: pd.DataFrame, path: Path, contract: Contract, champion: Champion) -> Window:
+    batch.to_csv(path, index=False)
+    return read_batch_window(path, contract, champion)
+
+
+def test_a_clean_batch_raises_no_alert(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    batch = make_batch(production, contract, ROWS, SEED, drifted=False).frame
+    result = run_monitor(
+        settings, contract, champion, csv_window(batch, tmp_path / "clean.csv", contract, champion)
+    )
+    assert not result.alert, format_result(result)
+    assert result.drifted_share <= settings.monitor.max_drifted_share
+    assert result.performance is not None
+    assert not result.performance.degraded
+    assert len(result.features) == len(contract.features)
+    assert result.prediction is not None
+    for artifact in ("report.html", "evidently.json", "summary.json", "quality.html"):
+        assert (result.report_dir / artifact).stat().st_size > 0
+    summary = json.loads((result.report_dir / "summary.json").read_text())
+    assert summary["alert"] is False
+    assert summary["rows"] == ROWS
+    gauges = settings.monitor.metrics_file.read_text()
+    assert "model_drift_alert 0\n" in gauges
+
+
+def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    batch = make_batch(production, contract, ROWS, SEED, drifted=True)
+    result = run_monitor(
+        settings,
+        contract,
+        champion,
+        csv_window(batch.frame, tmp_path / "drifted.csv", contract, champion),
+    )
+    assert result.alert
+    assert set(batch.drifted_columns) <= set(result.drifted_columns), format_result(result)
+    [drift_alert] = [alert for alert in result.alerts if alert.startswith("data drift")]
+    assert all(column in drift_alert for column in batch.drifted_columns)
+    table = format_result(result)
+    assert "ALERT data drift" in table
+    gauges = settings.monitor.metrics_file.read_text()
+    assert "model_drift_alert 1\n" in gauges
+    column = batch.drifted_columns[0]
+    assert 'model_drift_column_drifted{column="' + column + '"} 1\n' in gauges
+
+
+def test_the_prediction_log_and_labels_reveal_a_quality_drop(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    batch = make_batch(production, contract, ROWS, SEED, drifted=False).frame
+    labels = serve(settings, batch, contract)
+    log = settings.serve.prediction_log_dir
+
+    truth = tmp_path / "truth.csv"
+    labels.to_csv(truth, index=False)
+    window = attach_labels(read_log_window(log, contract, ROWS), truth, contract.target.name)
+    honest = run_monitor(settings, contract, champion, window)
+    assert honest.performance is not None
+    assert honest.performance.labelled_rows == ROWS
+    assert not honest.performance.degraded, format_result(honest)
+
+    # The world changed: the same inputs now mean something else.
+    target = contract.target.name
+    changed = labels.copy()
+    if settings.task == "classification":
+        classes = list(contract.target.allowed or [])
+        flip = changed.index % 3 == 0
+        changed.loc[flip, target] = changed.loc[flip, target].map(
+            lambda label: classes[(classes.index(str(label)) + 1) % len(classes)]
+        )
+    else:
+        changed[target] = changed[target] * 1.5
+    wrong = tmp_path / "changed.csv"
+    changed.to_csv(wrong, index=False)
+    window = attach_labels(read_log_window(log, contract, ROWS), wrong, target)
+    result = run_monitor(settings, contract, champion, window)
+    assert result.performance is not None
+    assert result.performance.degraded
+    assert any(alert.startswith("performance") for alert in result.alerts)
+    assert "model_performance_relative_drop" in settings.monitor.metrics_file.read_text()
+
+
+def test_the_window_is_the_latest_rows_and_large_windows_are_sampled(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+) -> None:
+    settings = monitor_settings(max_rows=100)
+    batch = make_batch(production, contract, 150, SEED, drifted=False).frame
+    serve(settings, batch, contract)
+    window = read_log_window(settings.serve.prediction_log_dir, contract, 120)
+    assert len(window.frame) == 120
+    result = run_monitor(settings, contract, champion, window)
+    assert result.rows == 100
+    assert any("sampled to 100" in note for note in result.notes)
+
+
+def test_reports_never_overwrite_each_other(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    batch = make_batch(production, contract, 100, SEED, drifted=False).frame
+    window = csv_window(batch, tmp_path / "batch.csv", contract, champion)
+    first = run_monitor(settings, contract, champion, window)
+    first_summary = (first.report_dir / "summary.json").read_bytes()
+    second = run_monitor(settings, contract, champion, window, now=pd.Timestamp(first.created_at))
+    assert second.report_dir != first.report_dir
+    assert (first.report_dir / "summary.json").read_bytes() == first_summary
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "the prediction log is empty"),
+        ("not json\n", r":1: not a prediction log line \(not a JSON object\)"),
+        ('{"features": {}}\n', r":1: not a prediction log line \(missing key 'prediction'\)"),
+        ('{"features": {"x": 1}, "prediction": 1}\n', r":1: logged features lack"),
+    ],
+)
+def test_an_unusable_log_is_named_with_the_problem(
+    content: str, expected: str, contract: Contract, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "predictions-2026-01-01.jsonl").write_text(content)
+    with pytest.raises(MonitoringInputError, match=expected) as raised:
+        read_log_window(log, contract, 100)
+    assert str(log) in str(raised.value)
+    assert (log / "predictions-2026-01-01.jsonl").read_text() == content  # left as it was
+
+
+def test_a_missing_log_folder_says_how_to_get_one(contract: Contract, tmp_path: Path) -> None:
+    with pytest.raises(MonitoringInputError, match=r"no prediction log here; fix: serve"):
+        read_log_window(tmp_path / "nowhere", contract, 100)
+
+
+def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    tiny = make_batch(production, contract, 5, SEED, drifted=False).frame
+    with pytest.raises(MonitoringInputError, match=r"the window has 5 rows, fewer than"):
+        run_monitor(
+            settings, contract, champion, csv_window(tiny, tmp_path / "t.csv", contract, champion)
+        )
+
+    batch = make_batch(production, contract, 50, SEED, drifted=False).frame
+    window = csv_window(batch, tmp_path / "b.csv", contract, champion)
+    missing = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"train_path": tmp_path / "gone.csv"})}
+    )
+    with pytest.raises(MonitoringInputError, match=r"gone\.csv: reference \(training\) data"):
+        run_monitor(missing, contract, champion, window)
+
+    serve(settings, batch, contract)
+    foreign = tmp_path / "foreign.csv"
+    pd.DataFrame(
+        {
+            "request_id": ["nobody"],
+            "row": [0],
+            contract.target.name: [batch[contract.target.name].iloc[0]],
+        }
+    ).to_csv(foreign, index=False)
+    logged = read_log_window(settings.serve.prediction_log_dir, contract, 100)
+    with pytest.raises(MonitoringInputError, match=r"foreign\.csv: none of its 1 labels"):
+        attach_labels(logged, foreign, contract.target.name)
+    no_target = tmp_path / "no_target.csv"
+    pd.DataFrame({"request_id": ["x"]}).to_csv(no_target, index=False)
+    with pytest.raises(MonitoringInputError, match=r"no_target\.csv: label file lacks column"):
+        attach_labels(logged, no_target, contract.target.name)
+
+
+def test_a_batch_missing_contract_columns_is_named(
+    contract: Contract, champion: Champion, production: pd.DataFrame, tmp_path: Path
+) -> None:
+    dropped = contract.feature_names[0]
+    path = tmp_path / "partial.csv"
+    production.drop(columns=[dropped]).to_csv(path, index=False)
+    with pytest.raises(
+        MonitoringInputError, match=rf"partial\.csv: missing contract columns {dropped}"
+    ):
+        read_batch_window(path, contract, champion)
