@@ -22,7 +22,7 @@ DRIFT_EXIT_CODE = 3
 
 
 def command(project: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
-    """Run one of the project's commands; its stdout, then its stderr."""
+    """Run one of the project's commands; its stdout (its stderr too if it fails)."""
     package = next((project / "src").iterdir()).name
     result = subprocess.run(
         [str(project / ".venv/bin" / package), *args],
@@ -33,7 +33,7 @@ def command(project: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
     )
     if result.returncode not in expect:
         sys.exit(f"error: {package} {' '.join(args)} exited {result.returncode}\n{result.stderr}")
-    return result.stdout + result.stderr
+    return result.stdout
 
 
 def verdict(monitor_output: str) -> str:
@@ -42,6 +42,11 @@ def verdict(monitor_output: str) -> str:
     start = next(i for i, line in enumerate(lines) if " rows from " in line)
     end = next(i for i, line in enumerate(lines) if line.startswith("report: "))
     return "\n".join(f"   {line}" for line in lines[start : end + 1])
+
+
+def report_path(verdict_lines: str) -> str:
+    """The HTML report named on a verdict's last line."""
+    return verdict_lines.rsplit("report: ", 1)[1].strip()
 
 
 def main(project: Path) -> None:
@@ -72,11 +77,13 @@ def main(project: Path) -> None:
 
         command(project, "simulate", "clean", "--rows", ROWS, "--url", url, "--force")
         print(f"2. {ROWS} clean rows sent; monitor on the latest {ROWS} predictions:")
-        print(verdict(command(project, "monitor", "--window", ROWS)))
+        clean = verdict(command(project, "monitor", "--window", ROWS))
+        print(clean)
 
         sent = command(project, "simulate", "drifted", "--rows", ROWS, "--url", url, "--force")
         print(f"3. {ROWS} drifted rows sent ({sent.splitlines()[1].strip()}); monitor again:")
-        print(verdict(command(project, "monitor", "--window", ROWS, expect=(DRIFT_EXIT_CODE,))))
+        drifted = verdict(command(project, "monitor", "--window", ROWS, expect=(DRIFT_EXIT_CODE,)))
+        print(drifted)
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
             gauges = [
                 line
@@ -95,12 +102,11 @@ def main(project: Path) -> None:
     print(f"   {retrained.strip().splitlines()[-1]}")
     print(command(project, "models"))
     logs = sorted((project / "logs/predictions").glob("*.jsonl"))
-    reports = sorted((project / "reports/monitoring").glob("2*"))
     print(f"Prediction log:   {logs[-1] if logs else 'none'}")
-    print(f"Drift reports:    {reports[0]}/report.html (clean), {reports[-1]}/report.html (drifted)")
+    print(f"Drift reports:    {report_path(clean)} (clean), {report_path(drifted)} (drifted)")
     print(f"Drift gauges:     {project}/reports/monitoring/drift.prom")
     print(f"Labelled batch:   {next((project / 'data/external/labelled').glob('*.csv'))}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]).resolve())

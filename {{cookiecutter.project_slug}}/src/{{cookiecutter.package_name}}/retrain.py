@@ -10,6 +10,7 @@ model is better.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,10 +119,15 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
         raise ProjectError("no labelled rows to retrain on")
     before = champion_version(settings)
     path = store_batch(rows, settings, contract, datetime.now(UTC))
-    dvc = Path(sys.executable).with_name("dvc")
+    # dvc.yaml's stages call this project's console script: put its environment first on
+    # PATH, so retraining works when the CLI is run from .venv/bin without activation.
+    scripts = Path(sys.executable).parent
+    search_path = os.pathsep.join([str(scripts), os.environ.get("PATH", "")])
+    environment = {**os.environ, "PATH": search_path}
+    dvc = scripts / "dvc"
     command = [str(dvc) if dvc.exists() else "dvc", "repro"]
     started = time.time()
-    completed = subprocess.run(command, check=False)  # noqa: S603 - our own pipeline
+    completed = subprocess.run(command, check=False, env=environment)  # noqa: S603 - our pipeline
     if completed.returncode != 0:
         if _quality_gate_refused_since(started):
             raise QualityGateError(
@@ -130,6 +136,7 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
             )
         raise ProjectError(
             f"`dvc repro` stopped (exit {completed.returncode}; see its output above); the "
-            f"labelled rows stay in {path} and the champion is unchanged (v{before})"
+            f"labelled rows stay in {path}, the champion is unchanged (v{before}), and "
+            "`dvc checkout` restores the pipeline's last outputs"
         )
     return RetrainResult(path, len(rows), before, champion_version(settings))
