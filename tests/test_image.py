@@ -141,6 +141,16 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
         subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
 
 
+def test_the_projects_own_smoke_test_passes_on_the_image(image: tuple[str, Path]) -> None:
+    """`make smoke`, the container check the generated CI runs on every image, works here."""
+    tag, project = image
+    output = run(["make", "--no-print-directory", "smoke", f"IMAGE={tag}", f"UV={uv_executable()}"], project)
+    assert "runs as uid 10001" in output
+    assert f"smoke test passed: {tag}" in output
+    sent = (project / "data" / "simulated" / "clean-0.labels.csv").read_text().splitlines()
+    assert len(sent) == 1 + 200  # header + every simulated row answered by the container
+
+
 def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]) -> None:
     """docker-compose.yml builds stages that exist and sets settings the service knows."""
     import yaml

@@ -389,7 +389,7 @@ def retrain(
             raise ProjectError(f"{data}: missing columns {', '.join(missing)}; fix: add them")
         rows = rows[names]
     else:
-        assert labels is not None  # noqa: S101 - checked above
+        assert labels is not None  # noqa: S101 - checked above  # nosec B101
         window = read_log_window(log or settings.serve.prediction_log_dir, contract, sys.maxsize)
         rows = labelled_rows(attach_labels(window, labels, contract.target.name), contract)
     typer.echo(run_retrain(settings, contract, rows).message())

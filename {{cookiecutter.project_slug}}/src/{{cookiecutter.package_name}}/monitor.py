@@ -286,7 +286,7 @@ def quality_report(window: Window, reference: Window, contract: Contract, task: 
     binary = task == "classification" and len(classes) == 2  # noqa: PLR2004 - binary task
 
     def frame(part: Window) -> pd.DataFrame:
-        assert part.labels is not None  # noqa: S101 - only called with labels
+        assert part.labels is not None  # noqa: S101 - only called with labels  # nosec B101
         labelled = part.labels.notna()
         result = pd.DataFrame({PREDICTION: part.frame.loc[labelled, PREDICTION]})
         if task == "classification":

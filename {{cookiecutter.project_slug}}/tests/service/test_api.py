@@ -209,7 +209,7 @@ def test_api_key_guards_predictions_but_not_probes(
 ) -> None:
     secured = service_settings(
         require_api_key=True,
-        api_key="s3cret-key",
+        api_key="s3cret-key",  # pragma: allowlist secret (a test key)
     )
     good = example_record(contract)
     with TestClient(create_app(secured)) as client:

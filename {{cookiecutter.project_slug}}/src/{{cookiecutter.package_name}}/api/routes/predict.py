@@ -81,7 +81,7 @@ def _log_entries(
     rows: list[tuple[Any, ...]],
     answers: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    assert state.champion is not None  # noqa: S101 - predict only runs with a champion
+    assert state.champion is not None  # noqa: S101 - predict only runs with a champion  # nosec B101
     names = state.champion.contract.feature_names
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     version = state.champion.version
