@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,19 +90,23 @@ def test_project_tests_pass(project: Path) -> None:
     assert "skipped" not in output
 
 
-def test_security_checks_pass_and_catch_a_planted_secret(project: Path) -> None:
-    """`make security` (bandit, detect-secrets) as CI runs it; a leaked key makes it fail."""
-    make = ["make", "--no-print-directory", f"UV={uv_executable()}"]
-    output = run([*make, "security"], project)
-    assert "No issues identified." in output
-    leak = project / "src" / "leak.py"
-    leak.write_text('AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n')
-    try:
-        planted = run_unchecked([*make, "security"], project)
-    finally:
-        leak.unlink()
-    assert planted.returncode != 0
-    assert "src/leak.py" in planted.stdout + planted.stderr
+def test_security_checks_pass_and_catch_planted_problems(project: Path) -> None:
+    """`make security` (bandit, detect-secrets) as CI runs it; each tool fails on a plant."""
+    make = ["make", "--no-print-directory", f"UV={uv_executable()}", "security"]
+    run(make, project)
+    plants = {
+        "unsafe.py": ("import pickle\n\nMODEL = pickle.loads(open('m', 'rb').read())\n", "B301"),
+        "leak.py": ('AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n', "src/leak.py"),
+    }
+    for name, (code, reported) in plants.items():
+        planted = project / "src" / name
+        planted.write_text(code)
+        try:
+            result = run_unchecked(make, project)
+        finally:
+            planted.unlink()
+        assert result.returncode != 0, f"{name} passed make security"
+        assert reported in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def test_dependency_audit_runs(project: Path) -> None:
@@ -223,6 +228,53 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
     assert (champion == "2") == ("promoted v2" in retrained)
     if result.returncode == 0:
         assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+
+
+def workflow_step(project: Path, workflow: str, name: str) -> str:
+    """The shell script of one step of a generated workflow."""
+    document = yaml.safe_load((project / ".github/workflows" / workflow).read_text())
+    steps = [step for job in document["jobs"].values() for step in job["steps"]]
+    script: str = next(step["run"] for step in steps if step.get("name") == name)
+    return script
+
+
+def run_step(project: Path, script: str, tmp_path: Path, **env: str) -> dict[str, str]:
+    """Run a workflow step's script as GitHub's runner does (bash -eo pipefail, GITHUB_* files)."""
+    outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
+    environment = {**os.environ, "UV": uv_executable(), "UV_NO_PROGRESS": "1", **env}
+    environment.update(GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary))
+    environment.pop("VIRTUAL_ENV", None)
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=project, env=environment, capture_output=True, text=True, timeout=900, check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"step exited {result.returncode}\n{script}\n{result.stdout}\n{result.stderr}")
+    return {
+        "stdout": result.stdout,
+        "outputs": outputs.read_text() if outputs.exists() else "",
+        "summary": summary.read_text() if summary.exists() else "",
+    }
+
+
+def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Path) -> None:
+    """monitor.yml without a cluster (simulate: drifted) then retrain.yml on its batch, step by
+    step as the runner executes them: the workflows' own shell, not a re-statement of it."""
+    shutil.rmtree(project / "data/simulated", ignore_errors=True)
+    pipeline = workflow_step(project, "monitor.yml", "Reference data and champion (the pipeline is deterministic)")
+    run_step(project, pipeline, tmp_path)
+    simulate = workflow_step(project, "monitor.yml", "Simulated batch (no cluster)")
+    run_step(project, simulate, tmp_path, KIND="drifted")
+    check = run_step(project, workflow_step(project, "monitor.yml", "Drift check"), tmp_path, KIND="drifted", DEPLOY="")
+    assert "exit=3" in check["outputs"]  # the alert step runs on this
+    assert "ALERT data drift" in check["summary"]
+
+    versions = len(re.findall(r"^\d+\s", uv_run(project, "my_ml_service", "models"), re.MULTILINE))
+    retrain = run_step(project, workflow_step(project, "retrain.yml", "Retrain (the gate decides)"), tmp_path, DATA="")
+    assert "Retraining on `data/simulated/drifted-0.csv`" in retrain["summary"]
+    assert re.search(r"the gate (promoted|kept)|missed the quality gate", retrain["summary"])
+    listing = uv_run(project, "my_ml_service", "models")
+    assert len(re.findall(r"^\d+\s", listing, re.MULTILINE)) == versions + 1
 
 
 def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -> None:

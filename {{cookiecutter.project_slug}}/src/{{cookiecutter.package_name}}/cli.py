@@ -225,6 +225,9 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # Longer than load balancers' idle timeouts (60 s is common): the proxy, not the service,
+        # closes idle keep-alive connections, so no request races a close and gets a reset.
+        timeout_keep_alive=75,
     )
 
 
