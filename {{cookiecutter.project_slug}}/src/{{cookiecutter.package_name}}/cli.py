@@ -279,7 +279,8 @@ def monitor(
     except ModelNotReadyError as error:
         raise ProjectError(f"no champion to monitor: {error}") from None
     if data is not None:
-        checked = read_batch_window(data, contract, champion)
+        monitor = settings.monitor
+        checked = read_batch_window(data, contract, champion, monitor.max_rows, monitor.seed)
     else:
         checked = read_log_window(
             log or settings.serve.prediction_log_dir,

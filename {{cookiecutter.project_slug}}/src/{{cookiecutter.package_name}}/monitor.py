@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from .contract import Contract
 from .errors import ProjectError
 from .metrics import classification_metrics, higher_is_better, regression_metrics
 from .settings import Settings
-from .tabular import DataFileError, read_table
+from .tabular import DataFileError, read_table, read_table_sample
 
 PREDICTION = "prediction"
 LOG_PATTERN = "predictions-*.jsonl"
@@ -67,6 +67,7 @@ class Window:
     rows_available: int
     probabilities: pd.DataFrame | None = None
     labels: pd.Series | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,10 +179,16 @@ def read_log_window(path: Path, contract: Contract, window_rows: int) -> Window:
     return Window(frame, str(path), kept, probabilities)
 
 
-def read_batch_window(path: Path, contract: Contract, champion: Any) -> Window:
-    """A CSV batch: its features, the champion's answers, and its target column if present."""
+def read_batch_window(
+    path: Path, contract: Contract, champion: Any, max_rows: int, seed: int
+) -> Window:
+    """A CSV batch: its features, the champion's answers, and its target column if present.
+
+    Above `max_rows` rows, a seeded uniform sample drawn while reading: time and memory stay
+    bounded whatever the file holds.
+    """
     try:
-        frame = read_table(path, contract)
+        frame, rows_in_file = read_table_sample(path, contract, max_rows, seed)
     except DataFileError as error:
         raise MonitoringInputError(str(error)) from None
     missing = [name for name in contract.feature_names if name not in frame.columns]
@@ -196,7 +203,13 @@ def read_batch_window(path: Path, contract: Contract, champion: Any) -> Window:
     predictions, probabilities = predict(champion, window, contract)
     window[PREDICTION] = predictions
     labels = frame[contract.target.name] if contract.target.name in frame.columns else None
-    return Window(window, str(path), len(window), probabilities, labels)
+    notes: tuple[str, ...] = ()
+    if rows_in_file > len(window):
+        notes = (
+            f"the batch's {rows_in_file} rows were sampled to {len(window)} while reading "
+            "(monitor.max_rows, seeded) to bound time and memory",
+        )
+    return Window(window, str(path), rows_in_file, probabilities, labels, notes)
 
 
 def predict(
@@ -246,7 +259,7 @@ def attach_labels(window: Window, labels_path: Path, target: str) -> Window:
             f"{labels_path}: none of its {len(labels)} labels matches a prediction in the window; "
             "fix: label predictions from this log (same request ids)"
         )
-    return Window(window.frame, window.source, window.rows_available, window.probabilities, joined)
+    return replace(window, labels=joined)
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -446,7 +459,7 @@ def run_monitor(
             "or lower monitor.min_rows in params.yaml"
         )
     now = now or datetime.now(UTC)
-    notes: list[str] = []
+    notes = list(window.notes)
     frame = window.frame
     if len(frame) > monitor.max_rows:
         frame = frame.sample(monitor.max_rows, random_state=monitor.seed)

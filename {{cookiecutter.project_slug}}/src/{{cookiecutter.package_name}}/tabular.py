@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .contract import Contract
 from .errors import ProjectError
 
 _SNIFF_BYTES = 8192
+_CHUNK_ROWS = 100_000
 
 
 class DataFileError(ProjectError):
@@ -82,6 +84,50 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
     if contract is None:
         return frame
+    return _typed(frame, path, contract)
+
+
+def read_table_sample(
+    path: Path, contract: Contract, max_rows: int, seed: int
+) -> tuple[pd.DataFrame, int]:
+    """At most `max_rows` rows of a CSV and the file's row count.
+
+    The rows are drawn uniformly (seeded) while the file is read in chunks, so memory is bounded
+    by `max_rows`, not the file. A file that fits is returned whole, in order, as `read_table`
+    reads it.
+    """
+    _check_is_text(path)
+    random = np.random.default_rng(seed)
+    kept = pd.DataFrame()
+    keys = np.empty(0)
+    total = 0
+    try:
+        with pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks:
+            for chunk in chunks:
+                chunk.index = pd.RangeIndex(total, total + len(chunk))
+                total += len(chunk)
+                kept = chunk if kept.empty else pd.concat([kept, chunk])
+                keys = np.concatenate([keys, random.random(len(chunk))])
+                if len(kept) > max_rows:
+                    # Every row gets a random key; the rows with the smallest keys so far are a
+                    # uniform sample of the rows read so far.
+                    smallest = np.argpartition(keys, max_rows - 1)[:max_rows]
+                    kept, keys = kept.iloc[smallest], keys[smallest]
+    except UnicodeDecodeError as error:
+        raise DataFileError(
+            f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
+    if total == 0:  # a header alone: the columns, no rows
+        return read_table(path, contract), 0
+    # Chunks infer types separately; concatenated, they widen as one read would (int with
+    # float is float, anything with text is object), and the contract types them as usual.
+    return _typed(kept.sort_index(), path, contract), total
+
+
+def _typed(frame: pd.DataFrame, path: Path, contract: Contract) -> pd.DataFrame:
     expected = [column.name for column in contract.columns]
     if not set(frame.columns) & set(expected):
         found = ", ".join(map(str, frame.columns[:3]))

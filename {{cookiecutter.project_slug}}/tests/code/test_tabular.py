@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }} import (
+    tabular,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Column,
     Contract,
@@ -14,6 +18,7 @@ from {{ cookiecutter.package_name }}.contract import (
 from {{ cookiecutter.package_name }}.tabular import (
     DataFileError,
     read_table,
+    read_table_sample,
 )
 
 CONTRACT = Contract(
@@ -74,3 +79,45 @@ def test_categories_are_read_as_text(tmp_path: Path) -> None:
     )
     path = write(tmp_path, "size,count,label\n1.5,3,1\n2.5,4,2\n")
     assert read_table(path, contract)["label"].tolist() == ["1", "2"]
+
+
+def many_rows(tmp_path: Path, rows: int) -> Path:
+    lines = ["size,count,label"]
+    for index in range(rows):
+        count = "" if index % 7 == 0 else str(index)  # some nulls in a whole-number column
+        lines.append(f"{index / 10},{count},{'ab'[index % 2]}")
+    return write(tmp_path, "\n".join(lines) + "\n")
+
+
+def test_a_sample_of_a_file_that_fits_is_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tabular, "_CHUNK_ROWS", 40)  # several chunks, still under max_rows
+    path = many_rows(tmp_path, 150)
+    sample, rows = read_table_sample(path, CONTRACT, 200, seed=0)
+    assert rows == 150
+    pd.testing.assert_frame_equal(sample, read_table(path, CONTRACT))
+
+
+def test_a_large_file_is_sampled_across_chunks_bounded_and_seeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tabular, "_CHUNK_ROWS", 100)
+    path = many_rows(tmp_path, 1000)
+    sample, rows = read_table_sample(path, CONTRACT, 50, seed=3)
+    assert (rows, len(sample)) == (1000, 50)
+    whole = read_table(path, CONTRACT)
+    pd.testing.assert_frame_equal(sample, whole.loc[sample.index])  # real rows, typed alike
+    assert sample.index.is_monotonic_increasing
+    assert sample.index.max() >= 500  # drawn from the whole file, not its first chunks
+    again, _ = read_table_sample(path, CONTRACT, 50, seed=3)
+    pd.testing.assert_frame_equal(sample, again)
+    other, _ = read_table_sample(path, CONTRACT, 50, seed=4)
+    assert not other.index.equals(sample.index)
+
+
+def test_a_header_only_file_samples_to_no_rows(tmp_path: Path) -> None:
+    sample, rows = read_table_sample(write(tmp_path, "size,count,label\n"), CONTRACT, 10, seed=0)
+    assert rows == 0
+    assert sample.empty
+    assert list(sample.columns) == ["size", "count", "label"]

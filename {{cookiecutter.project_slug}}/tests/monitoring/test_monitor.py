@@ -39,6 +39,7 @@ from .conftest import MonitorSettings
 
 ROWS = 300
 SEED = 7
+MAX_ROWS = 100_000
 
 
 def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -63,7 +64,7 @@ def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.Dat
 
 def csv_window(batch: pd.DataFrame, path: Path, contract: Contract, champion: Champion) -> Window:
     batch.to_csv(path, index=False)
-    return read_batch_window(path, contract, champion)
+    return read_batch_window(path, contract, champion, MAX_ROWS, SEED)
 
 
 def test_a_clean_batch_raises_no_alert(
@@ -177,6 +178,25 @@ def test_the_window_is_the_latest_rows_and_large_windows_are_sampled(
     assert any("sampled to 100" in note for note in result.notes)
 
 
+def test_a_large_batch_is_sampled_while_reading(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings(max_rows=100)
+    path = tmp_path / "large.csv"
+    make_batch(production, contract, 150, SEED, drifted=False).frame.to_csv(path, index=False)
+    window = read_batch_window(path, contract, champion, 100, SEED)
+    assert (len(window.frame), window.rows_available) == (100, 150)
+    again = read_batch_window(path, contract, champion, 100, SEED)
+    pd.testing.assert_frame_equal(window.frame, again.frame)
+    result = run_monitor(settings, contract, champion, window)
+    assert (result.rows, result.rows_available) == (100, 150)
+    assert any("150 rows were sampled to 100 while reading" in note for note in result.notes)
+
+
 def test_reports_never_overwrite_each_other(
     monitor_settings: MonitorSettings,
     contract: Contract,
@@ -269,4 +289,4 @@ def test_a_batch_missing_contract_columns_is_named(
     with pytest.raises(
         MonitoringInputError, match=rf"partial\.csv: missing contract columns {dropped}"
     ):
-        read_batch_window(path, contract, champion)
+        read_batch_window(path, contract, champion, MAX_ROWS, SEED)
