@@ -97,7 +97,7 @@ def read_table_sample(
     reads it.
     """
     _check_is_text(path)
-    random = np.random.default_rng(seed)
+    sampler = np.random.default_rng(seed)
     kept = pd.DataFrame()
     keys = np.empty(0)
     total = 0
@@ -107,7 +107,7 @@ def read_table_sample(
                 chunk.index = pd.RangeIndex(total, total + len(chunk))
                 total += len(chunk)
                 kept = chunk if kept.empty else pd.concat([kept, chunk])
-                keys = np.concatenate([keys, random.random(len(chunk))])
+                keys = np.concatenate([keys, sampler.random(len(chunk))])
                 if len(kept) > max_rows:
                     # Every row gets a random key; the rows with the smallest keys so far are a
                     # uniform sample of the rows read so far.
