@@ -42,6 +42,8 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo "Service:          cd $(DEMO_DIR)/$(DEMO_SLUG) && make serve   (docs at http://127.0.0.1:8000/docs; make image for the container)"
 	@echo "MLflow UI:        cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run mlflow ui --backend-store-uri sqlite:///mlflow.db"
 	@echo "Pipeline:         cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc dag"
+	@echo "CI/CD workflows:  $(DEMO_DIR)/$(DEMO_SLUG)/.github/workflows/   (see the project README, CI/CD)"
+	@echo "Kubernetes:       cd $(DEMO_DIR)/$(DEMO_SLUG) && make manifests OVERLAY=production"
 
 test: $(UV) $(ACTIONLINT) ## Run every template test: bake each option, hooks, and baked projects end to end
 	$(RUN) pytest

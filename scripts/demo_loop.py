@@ -103,7 +103,8 @@ def main(project: Path) -> None:
     print(command(project, "models"))
     logs = sorted((project / "logs/predictions").glob("*.jsonl"))
     print(f"Prediction log:   {logs[-1] if logs else 'none'}")
-    print(f"Drift reports:    {report_path(clean)} (clean), {report_path(drifted)} (drifted)")
+    print(f"Drift reports:    {project / report_path(clean)} (clean)")
+    print(f"                  {project / report_path(drifted)} (drifted)")
     print(f"Drift gauges:     {project}/reports/monitoring/drift.prom")
     print(f"Labelled batch:   {next((project / 'data/external/labelled').glob('*.csv'))}")
 
