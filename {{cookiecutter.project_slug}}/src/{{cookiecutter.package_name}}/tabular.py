@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +72,11 @@ def _apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFra
     return frame
 
 
-def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
-    """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
-    _check_is_text(path)
+@contextmanager
+def _csv_errors_named(path: Path) -> Iterator[None]:
+    """Re-raise decoding and parsing errors as one line naming the file and the problem."""
     try:
-        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
+        yield
     except UnicodeDecodeError as error:
         raise DataFileError(
             f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
@@ -82,6 +84,13 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = str(error).strip().splitlines()[0]
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
+
+
+def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
+    """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
+    _check_is_text(path)
+    with _csv_errors_named(path):
+        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
     if contract is None:
         return frame
     return _typed(frame, path, contract)
@@ -101,25 +110,20 @@ def read_table_sample(
     kept = pd.DataFrame()
     keys = np.empty(0)
     total = 0
-    try:
-        with pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks:
-            for chunk in chunks:
-                chunk.index = pd.RangeIndex(total, total + len(chunk))
-                total += len(chunk)
-                kept = chunk if kept.empty else pd.concat([kept, chunk])
-                keys = np.concatenate([keys, sampler.random(len(chunk))])
-                if len(kept) > max_rows:
-                    # Every row gets a random key; the rows with the smallest keys so far are a
-                    # uniform sample of the rows read so far.
-                    smallest = np.argpartition(keys, max_rows - 1)[:max_rows]
-                    kept, keys = kept.iloc[smallest], keys[smallest]
-    except UnicodeDecodeError as error:
-        raise DataFileError(
-            f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
-        ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        reason = str(error).strip().splitlines()[0]
-        raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
+    with (
+        _csv_errors_named(path),
+        pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks,
+    ):
+        for chunk in chunks:
+            chunk.index = pd.RangeIndex(total, total + len(chunk))
+            total += len(chunk)
+            kept = chunk if kept.empty else pd.concat([kept, chunk])
+            keys = np.concatenate([keys, sampler.random(len(chunk))])
+            if len(kept) > max_rows:
+                # Every row gets a random key; the rows with the smallest keys so far are a
+                # uniform sample of the rows read so far.
+                smallest = np.argpartition(keys, max_rows - 1)[:max_rows]
+                kept, keys = kept.iloc[smallest], keys[smallest]
     if total == 0:  # a header alone: the columns, no rows
         return read_table(path, contract), 0
     # Chunks infer types separately; concatenated, they widen as one read would (int with
