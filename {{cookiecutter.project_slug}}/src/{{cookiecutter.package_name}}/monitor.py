@@ -428,16 +428,29 @@ def check_performance(
     )
 
 
-def _new_report_dir(root: Path, now: datetime) -> Path:
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+def claim_new_path(folder: Path, stem: str, suffix: str = "", *, directory: bool = False) -> Path:
+    """`folder/<stem><suffix>`, else `<stem>-1<suffix>`, `-2`...: the first that did not exist.
+
+    It is created atomically (mkdir, or an exclusive open of an empty file), so two runs in the
+    same second never share a path and nothing earlier is overwritten.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):
-        candidate = root / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        candidate = folder / f"{stem if attempt == 0 else f'{stem}-{attempt}'}{suffix}"
         try:
-            candidate.mkdir(parents=True)
+            if directory:
+                candidate.mkdir()
+            else:
+                candidate.open("x").close()
         except FileExistsError:
-            continue  # never write into an earlier report
+            continue
         return candidate
-    raise MonitoringInputError(f"{root}: cannot create a new report folder for {stamp}")
+    raise MonitoringInputError(f"{folder}: cannot create a new {stem}{suffix}")
+
+
+def utc_stamp(now: datetime) -> str:
+    """The time stamp that names reports and batches (sorts by time)."""
+    return now.strftime("%Y%m%dT%H%M%SZ")
 
 
 def run_monitor(
@@ -524,7 +537,7 @@ def run_monitor(
             f"evaluation ({performance.relative_drop:.1%} worse; threshold "
             f"{monitor.max_performance_drop:.0%})"
         )
-    report_dir = _new_report_dir(monitor.report_dir, now)
+    report_dir = claim_new_path(monitor.report_dir, utc_stamp(now), directory=True)
     snapshot.save_html(str(report_dir / "report.html"))
     snapshot.save_json(str(report_dir / "evidently.json"))
     if performance is not None:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from .api.champion import METADATA_FILE
 from .contract import Contract
 from .errors import DataValidationError, ProjectError, QualityGateError
-from .monitor import PREDICTION, Window
+from .monitor import PREDICTION, Window, claim_new_path, utc_stamp
 from .settings import Settings
 
-METADATA_FILE = "metadata.json"
 EVALUATION_FILE = Path("reports/evaluate/metrics.json")
 
 
@@ -79,16 +79,9 @@ def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now:
     """Validate `rows` against the contract, then store them as a new labelled batch."""
     from .validate import format_outcome, validate_file
 
-    folder = settings.monitor.labelled_dir
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"batch-{stamp}.csv"
-    suffix = 0
-    while path.exists():  # never overwrite an earlier batch
-        suffix += 1
-        path = folder / f"batch-{stamp}-{suffix}.csv"
+    stamp = utc_stamp(now)
     columns = [column.name for column in (*contract.features, contract.target)]
-    staging = Path("reports/adhoc") / f"retrain-{path.stem}"
-    staging.mkdir(parents=True, exist_ok=True)
+    staging = claim_new_path(Path("reports/adhoc"), f"retrain-batch-{stamp}", directory=True)
     candidate = staging / "batch.csv"
     rows[columns].to_csv(candidate, index=False)
     outcome = validate_file(candidate, contract, 1, staging)
@@ -97,7 +90,8 @@ def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now:
             "the labelled rows break the data contract; nothing was stored\n"
             + format_outcome(outcome)
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    # Claimed only once the rows passed: a refused batch leaves nothing in the training pool.
+    path = claim_new_path(settings.monitor.labelled_dir, f"batch-{stamp}", ".csv")
     shutil.copyfile(candidate, path)
     return path
 
