@@ -27,7 +27,9 @@ def timed(command: Sequence[str], cwd: Path | None = None) -> float:
     env = {**os.environ}
     env.pop("VIRTUAL_ENV", None)
     start = time.perf_counter()
-    result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
@@ -44,7 +46,18 @@ def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str,
 
 
 def bake(output_dir: Path) -> float:
-    return timed([sys.executable, "-m", "cookiecutter", "--no-input", "-f", "-o", str(output_dir), str(TEMPLATE)])
+    return timed(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "-f",
+            "-o",
+            str(output_dir),
+            str(TEMPLATE),
+        ]
+    )
 
 
 def main() -> None:
@@ -64,33 +77,69 @@ def main() -> None:
     startup = interleaved(
         {
             "help": lambda: timed([cli, "--help"], project),
-            "eager": lambda: timed([python, "-c", "import great_expectations, sklearn, pandas"], project),
+            "eager": lambda: timed(
+                [python, "-c", "import great_expectations, sklearn, pandas"], project
+            ),
             "python": lambda: timed([python, "-c", "pass"], project),
         },
         ROUNDS,
     )
-    rows.append(("`my_ml_service --help`", f"{startup['help']:.2f} s",
-                 f"{startup['eager'] / startup['help']:.0f}x faster than importing its stack eagerly "
-                 f"({startup['eager']:.1f} s); bare interpreter {startup['python']:.2f} s"))
+    rows.append(
+        (
+            "`my_ml_service --help`",
+            f"{startup['help']:.2f} s",
+            f"{startup['eager'] / startup['help']:.0f}x faster than importing its stack eagerly "
+            f"({startup['eager']:.1f} s); bare interpreter {startup['python']:.2f} s",
+        )
+    )
 
     dvc = [UV, "run", "--locked", "dvc"]  # as `make pipeline` runs it: stages need the venv on PATH
 
     def cold() -> float:
         # A cold start: no data, reports, tracking store, registry or exported champion.
-        for output in ("data/raw", "data/prepared", "reports", "models", "mlartifacts", "mlflow.db", "dvc.lock"):
+        for output in (
+            "data/raw",
+            "data/prepared",
+            "reports",
+            "models",
+            "mlartifacts",
+            "mlflow.db",
+            "dvc.lock",
+        ):
             path = project / output
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         return timed([*dvc, "repro"], project)
 
-    pipeline = interleaved({"cold": cold, "noop": lambda: timed([*dvc, "repro"], project)}, PIPELINE_ROUNDS)
-    rows.append(("`dvc repro` cold: prepare, validate, train, evaluate, promote", f"{pipeline['cold']:.1f} s", ""))
-    rows.append(("`dvc repro` no-op (nothing changed)", f"{pipeline['noop']:.1f} s",
-                 f"{pipeline['cold'] / pipeline['noop']:.1f}x less than cold"))
+    pipeline = interleaved(
+        {"cold": cold, "noop": lambda: timed([*dvc, "repro"], project)}, PIPELINE_ROUNDS
+    )
+    rows.append(
+        (
+            "`dvc repro` cold: prepare, validate, train, evaluate, promote",
+            f"{pipeline['cold']:.1f} s",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "`dvc repro` no-op (nothing changed)",
+            f"{pipeline['noop']:.1f} s",
+            f"{pipeline['cold'] / pipeline['noop']:.1f}x less than cold",
+        )
+    )
     validate = interleaved({"validate": lambda: timed([cli, "validate"], project)}, PIPELINE_ROUNDS)
-    rows.append(("`my_ml_service validate` alone (GX import + 126 checks)", f"{validate['validate']:.1f} s", ""))
+    rows.append(
+        (
+            "`my_ml_service validate` alone (GX import + 126 checks)",
+            f"{validate['validate']:.1f} s",
+            "",
+        )
+    )
 
-    print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"medians of {ROUNDS} (pipeline: {PIPELINE_ROUNDS}) runs.\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"medians of {ROUNDS} (pipeline: {PIPELINE_ROUNDS}) runs.\n"
+    )
     print("| measurement | median | comparison |\n|---|---|---|")
     for name, value, note in rows:
         print(f"| {name} | {value} | {note} |")

@@ -55,7 +55,8 @@ def timed_monitor(project: Path, batch: Path, max_rows: int | None) -> tuple[flo
     elapsed = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):  # 3: the uniform rows drift, as they should
-        sys.exit(f"monitor failed (exit {code}) on {batch}:\n{process.stderr.read().decode()}")
+        errors = process.stderr.read().decode() if process.stderr else ""
+        sys.exit(f"monitor failed (exit {code}) on {batch}:\n{errors}")
     return elapsed, usage.ru_maxrss / 1024, code
 
 
@@ -75,7 +76,7 @@ def main() -> None:
     cells: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for _ in range(arguments.runs):
         for rows in SIZES:
-            variants = [("sampled", None)]
+            variants: list[tuple[str, int | None]] = [("sampled", None)]
             if rows > SIZES[1]:
                 variants.append(("every row", rows))
             for label, max_rows in variants:
@@ -87,7 +88,11 @@ def main() -> None:
     for (rows, label), samples in cells.items():
         seconds = statistics.median(sample[0] for sample in samples)
         peak = statistics.median(sample[1] for sample in samples)
-        checked = f"{min(rows, 100_000):,} (sampled)" if label == "sampled" and rows > 100_000 else f"{rows:,}"
+        checked = (
+            f"{min(rows, 100_000):,} (sampled)"
+            if label == "sampled" and rows > 100_000
+            else f"{rows:,}"
+        )
         print(f"| {rows:,} | {checked} | {seconds:.1f} s | {peak:.0f} MB |")
     print(f"\nwork folder: {work}")
 

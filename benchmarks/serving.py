@@ -299,12 +299,16 @@ def report(results: list[dict[str, object]], image_mb: float | None) -> str:
         floor = result["floor_ms"]
         cold = result["cold_start_s"]
         rss = result["rss_mb"]
-        assert isinstance(floor, dict) and isinstance(cold, dict) and isinstance(rss, dict)
+        assert isinstance(floor, dict)
+        assert isinstance(cold, dict)
+        assert isinstance(rss, dict)
         lines.append(
-            f"\n**{result['model']}** (floor: predict in-process {floor['1']:.2f} ms for 1 row, {floor['100']:.2f} ms for 100)\n"
+            f"\n**{result['model']}** (floor: predict in-process {floor['1']:.2f} ms for 1 row, "
+            f"{floor['100']:.2f} ms for 100)\n"
         )
         lines.append(
-            "| load | generated service req/s, p50, p99 | `mlflow models serve` req/s, p50, p99 | req/s ratio | p99 ratio |"
+            "| load | generated service req/s, p50, p99 | `mlflow models serve` req/s, p50, p99 "
+            "| req/s ratio | p99 ratio |"
         )
         lines.append("|---|---|---|---|---|")
         for scenario, connections, _ in SCENARIOS:
@@ -322,16 +326,19 @@ def report(results: list[dict[str, object]], image_mb: float | None) -> str:
         ours_c1 = cells["generated service | 1 row c=1"]["p50"] - floor["1"]
         theirs_c1 = cells["mlflow models serve | 1 row c=1"]["p50"] - floor["1"]
         lines.append(
-            f"| server overhead (p50 at c=1 minus the floor) | {ours_c1:.2f} ms | {theirs_c1:.1f} ms "
+            f"| server overhead (p50 at c=1 minus the floor) | {ours_c1:.2f} ms "
+            f"| {theirs_c1:.1f} ms "
             f"| 1/{theirs_c1 / ours_c1:.0f} | |"
         )
         lines.append(
-            f"| cold start (process start -> ready, median of 3) | {cold['generated service']:.1f} s "
+            "| cold start (process start -> ready, median of 3) "
+            f"| {cold['generated service']:.1f} s "
             f"| {cold['mlflow models serve']:.1f} s | | |"
         )
         lines.append(
             f"| RSS after the load (process tree) | {rss['generated service']:.0f} MB "
-            f"| {rss['mlflow models serve']:.0f} MB | 1/{rss['mlflow models serve'] / rss['generated service']:.1f} | |"
+            f"| {rss['mlflow models serve']:.0f} MB "
+            f"| 1/{rss['mlflow models serve'] / rss['generated service']:.1f} | |"
         )
     if image_mb is not None:
         lines.append(f"\nService image: {image_mb:.0f} MB.")
@@ -359,7 +366,8 @@ def main() -> None:
     image_mb = image_size_mb(projects["default model (gradient boosting)"])
     (work / "results.json").write_text(json.dumps(results, indent=2))
     print(
-        f"machine: {os.cpu_count()} cores; wrk -t1 -d{arguments.seconds}s, median of {arguments.rounds} alternating rounds"
+        f"machine: {os.cpu_count()} cores; wrk -t1 -d{arguments.seconds}s, "
+        f"median of {arguments.rounds} alternating rounds"
     )
     print(report(results, image_mb))
     print(f"\nraw results: {work / 'results.json'}")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +16,29 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 TEMPLATE_PROJECT = TEMPLATE / "{{cookiecutter.project_slug}}"
+CHOICES: dict[str, list[str]] = {
+    name: values
+    for name, values in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if isinstance(values, list) and not name.startswith("_")
+}
 
-# Rotate options instead of multiplying them: every value of every option appears at least once.
-ROTATIONS: list[dict[str, str]] = [
-    {},
-    {"python_version": "3.12", "task": "regression", "license": "Apache-2.0"},
-    {"python_version": "3.13", "task": "classification", "license": "BSD-3-Clause"},
-    {"project_name": "Churn Predictor", "task": "regression", "license": "Proprietary"},
-]
+
+def rotations() -> list[dict[str, str]]:
+    """Rotate options instead of multiplying them: every value of every choice appears once.
+
+    Rotation i answers each choice with its i-th value (wrapping); the first is all defaults.
+    The last also renames the project, so derived names are tested off their defaults.
+    """
+    count = max(len(values) for values in CHOICES.values())
+    result = [
+        {name: values[i % len(values)] for name, values in CHOICES.items() if i % len(values)}
+        for i in range(count)
+    ]
+    result[-1]["project_name"] = "Churn Predictor"
+    return result
+
+
+ROTATIONS = rotations()
 
 
 def rotation_id(answers: dict[str, str]) -> str:
@@ -29,8 +48,49 @@ def rotation_id(answers: dict[str, str]) -> str:
 def bake(output_dir: Path, **answers: Any) -> Path:
     """Bake the template with `answers` on top of the defaults; return the project folder."""
     return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir))
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)
+        )
     )
+
+
+def run_unchecked(
+    command: Sequence[str], cwd: Path, timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a baked project, outside the template's own virtual environment."""
+    env = {**os.environ, "UV_NO_PROGRESS": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def run(command: Sequence[str], cwd: Path, timeout: int = 900) -> str:
+    """Run a command in a baked project; fail the test with its output if it fails."""
+    result = run_unchecked(command, cwd, timeout)
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout + result.stderr
+
+
+def git(project: Path, *args: str) -> str:
+    """Git in a baked project, with an identity for commits."""
+    return run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], project)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def uv_executable() -> str:

@@ -6,6 +6,7 @@ import configparser
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -60,8 +61,17 @@ EXPECTED_FILES = {
     "src/{package}/errors.py",
     "src/{package}/evaluate.py",
     "src/{package}/metrics.py",
-    "src/{package}/monitor.py",
-    "src/{package}/notify.py",
+    "src/{package}/bundle.py",
+    "src/{package}/files.py",
+    "src/{package}/task.py",
+    "src/{package}/monitoring/__init__.py",
+    "src/{package}/monitoring/checks.py",
+    "src/{package}/monitoring/gauges.py",
+    "src/{package}/monitoring/notify.py",
+    "src/{package}/monitoring/records.py",
+    "src/{package}/monitoring/run.py",
+    "src/{package}/monitoring/verdict.py",
+    "src/{package}/monitoring/window.py",
     "src/{package}/prepare.py",
     "src/{package}/profile.py",
     "src/{package}/py.typed",
@@ -75,7 +85,6 @@ EXPECTED_FILES = {
     "src/{package}/validate.py",
     "src/{package}/api/__init__.py",
     "src/{package}/api/batching.py",
-    "src/{package}/api/champion.py",
     "src/{package}/api/deps.py",
     "src/{package}/api/main.py",
     "src/{package}/api/prediction_log.py",
@@ -89,11 +98,13 @@ EXPECTED_FILES = {
     "src/{package}/api/routes/predict.py",
     "tests/__init__.py",
     "tests/conftest.py",
+    "tests/code/test_bundle.py",
     "tests/code/test_cli.py",
     "tests/code/test_contract.py",
     "tests/code/test_prepare.py",
     "tests/code/test_profile.py",
     "tests/code/test_settings.py",
+    "tests/code/test_structure.py",
     "tests/code/test_tabular.py",
     "tests/code/test_training_pieces.py",
     "tests/data/test_corrupted.py",
@@ -113,7 +124,9 @@ EXPECTED_FILES = {
     "tests/service/test_properties.py",
     "tests/service/test_startup.py",
 }
-UNRENDERED = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(if|else|elif|endif|for|endfor|raw|set|now)\b|cookiecutter\.")
+UNRENDERED = re.compile(
+    r"\{\{\s*cookiecutter|\{%-?\s*(if|else|elif|endif|for|endfor|raw|set|now)\b|cookiecutter\."
+)
 
 
 def files_of(project: Path) -> set[str]:
@@ -139,7 +152,7 @@ def test_no_unrendered_jinja(baked: Path) -> None:
 
 
 def test_every_data_file_parses(baked: Path) -> None:
-    parsers = {
+    parsers: dict[str, Callable[[str], object]] = {
         "pyproject.toml": tomllib.loads,
         "uv.lock": tomllib.loads,
         "params.yaml": yaml.safe_load,

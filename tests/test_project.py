@@ -7,40 +7,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bake, uv_executable
+from conftest import bake, free_port, git, run, run_unchecked, uv_executable
 
 pytestmark = pytest.mark.slow
-
-
-def run_unchecked(command: Sequence[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """Run a command in a baked project, outside the template's own virtual environment."""
-    env = {**os.environ, "UV_NO_PROGRESS": "1"}
-    env.pop("VIRTUAL_ENV", None)
-    return subprocess.run(
-        list(command), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
-
-
-def run(command: Sequence[str], cwd: Path, timeout: int = 900) -> str:
-    """Run a command in a baked project; fail the test with its output if it fails."""
-    result = run_unchecked(command, cwd, timeout)
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result.stdout + result.stderr
-
-
-def git(project: Path, *args: str) -> str:
-    return run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], project)
 
 
 @pytest.fixture(scope="module", params=["classification", "regression"])
@@ -56,13 +33,6 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def uv_run(project: Path, *command: str) -> str:
     return run([uv_executable(), "run", "--locked", *command], project)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -96,7 +66,10 @@ def test_security_checks_pass_and_catch_planted_problems(project: Path) -> None:
     run(make, project)
     plants = {
         "unsafe.py": ("import pickle\n\nMODEL = pickle.loads(open('m', 'rb').read())\n", "B301"),
-        "leak.py": ('AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n', "src/leak.py"),
+        "leak.py": (
+            'AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+            "src/leak.py",
+        ),
     }
     for name, (code, reported) in plants.items():
         planted = project / "src" / name
@@ -113,7 +86,9 @@ def test_dependency_audit_runs(project: Path) -> None:
     """`make audit` (pip-audit on the lock). PyPI's vulnerability API is not reachable from every
     machine (this template's CI reaches only a package mirror): then the audit cannot run, and
     the test says so instead of passing silently. Where it runs, a known vulnerability fails."""
-    result = run_unchecked(["make", "--no-print-directory", f"UV={uv_executable()}", "audit"], project)
+    result = run_unchecked(
+        ["make", "--no-print-directory", f"UV={uv_executable()}", "audit"], project
+    )
     output = result.stdout + result.stderr
     if result.returncode == 0:
         assert "No known vulnerabilities found" in output
@@ -169,6 +144,17 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     assert "Running stage" not in noop
     assert noop.count("didn't change, skipping") == 5
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    # Code is a dependency: editing how a metric is computed makes the stages that use it stale.
+    metrics = project / "src/my_ml_service/metrics.py"
+    original = metrics.read_text()
+    metrics.write_text(original + "\n# edited\n")
+    try:
+        stale = uv_run(project, "dvc", "status")
+    finally:
+        metrics.write_text(original)
+    for stage in ("train", "evaluate", "promote"):
+        assert f"{stage}:" in stale, stale
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
     # The default remote is a local folder: data versions push with no account.
     uv_run(project, "dvc", "push")
     assert any((project / ".dvc-storage").rglob("*"))
@@ -190,7 +176,14 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/ready", server)
         sent = uv_run(
-            project, cli, "simulate", "drifted", "--rows", "300", "--url", f"http://127.0.0.1:{port}"
+            project,
+            cli,
+            "simulate",
+            "drifted",
+            "--rows",
+            "300",
+            "--url",
+            f"http://127.0.0.1:{port}",
         )
         assert "labels (request_id, row, target) -> data/simulated/drifted-0.labels.csv" in sent
     finally:
@@ -209,14 +202,23 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
 
     train_rows = len((project / "data/prepared/train.csv").read_text().splitlines())
     result = run_unchecked(
-        [uv_executable(), "run", "--locked", cli, "retrain", "--labels", "data/simulated/drifted-0.labels.csv"],
+        [
+            uv_executable(),
+            "run",
+            "--locked",
+            cli,
+            "retrain",
+            "--labels",
+            "data/simulated/drifted-0.labels.csv",
+        ],
         project,
     )
     retrained = result.stdout + result.stderr
     assert len(list((project / "data/external/labelled").glob("batch-*.csv"))) == 1
     # The gates decide: promoted, kept (not better), or refused (missed a quality threshold).
     decisions = {
-        0: r"stored 300 labelled rows in data/external/labelled/batch-.*; the gate (promoted v2 \(was v1\)|kept v1)",
+        0: r"stored 300 labelled rows in data/external/labelled/batch-.*; "
+        r"the gate (promoted v2 \(was v1\)|kept v1)",
         1: r"the retrained model missed the quality gate .*; champion v1 stays",
     }
     assert result.returncode in decisions, retrained
@@ -246,7 +248,12 @@ def run_step(project: Path, script: str, tmp_path: Path, **env: str) -> dict[str
     environment.pop("VIRTUAL_ENV", None)
     result = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-        cwd=project, env=environment, capture_output=True, text=True, timeout=900, check=False,
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     if result.returncode != 0:
         pytest.fail(f"step exited {result.returncode}\n{script}\n{result.stdout}\n{result.stderr}")
@@ -261,16 +268,29 @@ def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Pa
     """monitor.yml without a cluster (simulate: drifted) then retrain.yml on its batch, step by
     step as the runner executes them: the workflows' own shell, not a re-statement of it."""
     shutil.rmtree(project / "data/simulated", ignore_errors=True)
-    pipeline = workflow_step(project, "monitor.yml", "Reference data and champion (the pipeline is deterministic)")
+    pipeline = workflow_step(
+        project, "monitor.yml", "Reference data and champion (the pipeline is deterministic)"
+    )
     run_step(project, pipeline, tmp_path)
     simulate = workflow_step(project, "monitor.yml", "Simulated batch (no cluster)")
     run_step(project, simulate, tmp_path, KIND="drifted")
-    check = run_step(project, workflow_step(project, "monitor.yml", "Drift check"), tmp_path, KIND="drifted", DEPLOY="")
+    check = run_step(
+        project,
+        workflow_step(project, "monitor.yml", "Drift check"),
+        tmp_path,
+        KIND="drifted",
+        DEPLOY="",
+    )
     assert "exit=3" in check["outputs"]  # the alert step runs on this
     assert "ALERT data drift" in check["summary"]
 
     versions = len(re.findall(r"^\d+\s", uv_run(project, "my_ml_service", "models"), re.MULTILINE))
-    retrain = run_step(project, workflow_step(project, "retrain.yml", "Retrain (the gate decides)"), tmp_path, DATA="")
+    retrain = run_step(
+        project,
+        workflow_step(project, "retrain.yml", "Retrain (the gate decides)"),
+        tmp_path,
+        DATA="",
+    )
     assert "Retraining on `data/simulated/drifted-0.csv`" in retrain["summary"]
     assert re.search(r"the gate (promoted|kept)|missed the quality gate", retrain["summary"])
     listing = uv_run(project, "my_ml_service", "models")

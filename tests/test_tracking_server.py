@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,17 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bake, uv_executable
-from test_project import git, run, run_unchecked
+from conftest import bake, free_port, git, run, run_unchecked, uv_executable
 
 pytestmark = pytest.mark.slow
 STARTUP_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def as_postgres(command: list[str]) -> list[str]:
@@ -69,23 +61,56 @@ def postgres() -> Iterator[str]:
         shutil.chown(data, "postgres")
     subprocess.run(
         as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust"]),
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     port = free_port()
     server = subprocess.Popen(
-        as_postgres([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                     "-h", "127.0.0.1", "-k", str(data)]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        as_postgres(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(data),
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True, check=False).returncode != 0:
+        while (
+            subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline or server.poll() is not None:
                 pytest.fail("PostgreSQL did not start")
             time.sleep(0.3)
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow",
-                        "mlflow"], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "mlflow",
+                "mlflow",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
     finally:
         stop(server)
@@ -102,16 +127,31 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tracking_server(project: Path, postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tracking_server(
+    project: Path, postgres: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """`mlflow server` from the project's own environment, on PostgreSQL, serving artifacts."""
     port = free_port()
     artifacts = tmp_path_factory.mktemp("artifacts")
     log = artifacts.parent / "mlflow-server.log"
     server = subprocess.Popen(
-        [str(project / ".venv" / "bin" / "mlflow"), "server", "--backend-store-uri", postgres,
-         "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=project, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            str(project / ".venv" / "bin" / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            postgres,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=project,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -131,7 +171,10 @@ def test_pipeline_registers_a_champion_on_the_server(
     metadata = json.loads((project / "models/champion/metadata.json").read_text())
     assert metadata["version"] == "1"
     # The server's registry holds the champion alias, read through its REST API.
-    query = f"{tracking_server}/api/2.0/mlflow/registered-models/alias?name=my-ml-service&alias=champion"
+    query = (
+        f"{tracking_server}/api/2.0/mlflow/registered-models/alias"
+        "?name=my-ml-service&alias=champion"
+    )
     with urllib.request.urlopen(query, timeout=10) as response:
         assert json.load(response)["model_version"]["version"] == "1"
 
@@ -141,7 +184,9 @@ def test_pipeline_registers_a_champion_on_the_server(
     assert "challenger v2" in retrain
 
 
-def test_unreachable_server_is_a_clear_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_server_is_a_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     result = run_unchecked([uv_executable(), "run", "--locked", "my_ml_service", "train"], project)
     assert result.returncode == 2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +10,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.bundle import (
+    write_metadata,
+    write_model_files,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
     load_contract,
-    save_contract,
 )
 from {{ cookiecutter.package_name }}.prepare import (
     load_source,
@@ -24,10 +25,11 @@ from {{ cookiecutter.package_name }}.settings import (
     Settings,
     load_settings,
 )
+from {{ cookiecutter.package_name }}.task import (
+    Task,
+)
 from {{ cookiecutter.package_name }}.train import (
-    build_pipeline,
-    make_estimator,
-    model_inputs,
+    fit_pipeline,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -62,39 +64,32 @@ def sample_csv(sample: pd.DataFrame, tmp_path: Path) -> Path:
 
 
 def export_bundle(
-    pipeline: Any, contract: Contract, task: str, directory: Path, version: str = "1"
+    pipeline: Any,
+    contract: Contract,
+    task: Task,
+    directory: Path,
+    version: str = "1",
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Lay out a champion bundle exactly as `promote` exports one (no registry involved)."""
-    import joblib
-
-    directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipeline, directory / "model.joblib")
-    save_contract(contract, directory / "contract.yaml", overwrite=True)
+    write_model_files(directory, pipeline, contract)
     metadata = {
         "model_name": "test-model",
         "version": version,
         "alias": "champion",
         "run_id": "0" * 32,
-        "task": task,
-        "metrics": {"score": 1.0},
-        "model_sha256": hashlib.sha256((directory / "model.joblib").read_bytes()).hexdigest(),
+        "task": str(task),
+        "metrics": metrics or {"score": 1.0},
         "exported_at": "2026-01-01T00:00:00+00:00",
     }
-    (directory / "metadata.json").write_text(json.dumps(metadata))
+    write_metadata(directory, metadata)
     return directory
 
 
 @pytest.fixture(scope="session")
 def fitted_pipeline(settings: Settings, contract: Contract, sample: pd.DataFrame) -> Any:
     """The configured estimator in the project's pipeline, fitted on the sample."""
-    estimator = make_estimator(
-        settings.task,
-        settings.train.estimator,
-        dict(settings.train.hyperparameters),
-        settings.train.seed,
-    )
-    pipeline = build_pipeline(contract, estimator)
-    return pipeline.fit(model_inputs(sample, contract), sample[contract.target.name])
+    return fit_pipeline(settings, contract, sample)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import Contract
-from .settings import Task
+from .task import Task
 
 NOISE_SHARE_OF_STD = 0.01
 INVARIANCE_MIN_AGREEMENT = 0.95
@@ -29,15 +29,6 @@ class BehaviouralResult:
     kind: str
     passed: bool
     detail: str
-
-
-def _score(
-    model: Any, inputs: pd.DataFrame, task: Task, positive: str | None
-) -> np.ndarray[Any, Any]:
-    if task == "classification":
-        classes = list(model.classes_)
-        return np.asarray(model.predict_proba(inputs)[:, classes.index(positive)])
-    return np.asarray(model.predict(inputs), dtype=float)
 
 
 def _strongest_feature(
@@ -62,42 +53,13 @@ def run_behavioural_tests(
     """Run the three kinds of test on `test` rows, using `train` to pick cases and features."""
     target = contract.target.name
     inputs = test[contract.feature_names]
-    positive = contract.target.allowed[-1] if contract.target.allowed else None
-    signal = (
-        (train[target] == positive).astype(float) if task == "classification" else train[target]
-    )
-    results: list[BehaviouralResult] = []
+    classes = list(contract.target.allowed or [])
 
     # Minimum functionality: the most typical training case of each outcome is predicted right.
-    if task == "classification":
-        for label in contract.target.allowed or []:
-            members = train[train[target] == label]
-            typical = members[contract.feature_names].median(numeric_only=True).to_frame().T
-            case = members[contract.feature_names].head(1).copy()
-            case[typical.columns] = typical.to_numpy()
-            predicted = str(model.predict(case)[0])
-            results.append(
-                BehaviouralResult(
-                    f"typical {label} case",
-                    "minimum functionality",
-                    predicted == label,
-                    f"predicted {predicted}",
-                )
-            )
-    else:
-        low, high = float(train[target].quantile(0.05)), float(train[target].quantile(0.95))
-        typical = train[contract.feature_names].head(1).copy()
-        medians = train[contract.feature_names].median(numeric_only=True)
-        typical[medians.index] = medians.to_numpy()
-        value = float(model.predict(typical)[0])
-        results.append(
-            BehaviouralResult(
-                "typical case in the usual range",
-                "minimum functionality",
-                low <= value <= high,
-                f"{value:.2f} in [{low:.2f}, {high:.2f}]",
-            )
-        )
+    results = [
+        BehaviouralResult(name, "minimum functionality", passed, detail)
+        for name, passed, detail in task.typical_cases(model, train, contract)
+    ]
 
     # Invariance: noise far below measurement precision does not change predictions.
     rng = np.random.default_rng(0)
@@ -106,12 +68,8 @@ def run_behavioural_tests(
         if column.is_numeric:
             spread = float(train[column.name].std()) * NOISE_SHARE_OF_STD
             noisy[column.name] = noisy[column.name] + rng.normal(0, spread, len(noisy))
-    before, after = model.predict(inputs), model.predict(noisy)
-    if task == "classification":
-        agreement = float(np.mean(before == after))
-    else:
-        tolerance = float(train[target].std()) * 0.05
-        agreement = float(np.mean(np.abs(before - after) <= tolerance))
+    signal = task.signal(train[target], classes)
+    agreement = task.unchanged(model.predict(inputs), model.predict(noisy), float(signal.std()))
     results.append(
         BehaviouralResult(
             f"±{NOISE_SHARE_OF_STD:.0%} std noise",
@@ -125,7 +83,7 @@ def run_behavioural_tests(
     feature, sign = _strongest_feature(train, contract, signal)
     raised = inputs.copy()
     raised[feature] = raised[feature] + float(train[feature].std())
-    change = (_score(model, raised, task, positive) - _score(model, inputs, task, positive)) * sign
+    change = (task.output(model, raised, classes) - task.output(model, inputs, classes)) * sign
     share = float(np.mean(change >= -FLOAT_TOLERANCE))
     direction = "up" if sign > 0 else "down"
     results.append(

@@ -6,7 +6,6 @@ scikit-learn take seconds to import, Great Expectations far longer.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from .errors import ProjectError
+from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
 
 ADHOC_REPORTS = Path("reports/adhoc")
 
@@ -23,7 +22,8 @@ R = TypeVar("R")
 
 app = typer.Typer(
     name=__name__.partition(".")[0],
-    help="Run the ML lifecycle stages of this project (see `dvc.yaml` for the pipeline).",
+    help="Run the ML lifecycle stages of this project (see `dvc.yaml` for the pipeline). "
+    + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -231,9 +231,6 @@ def serve(
     )
 
 
-DRIFT_EXIT_CODE = 3
-
-
 @app.command()
 @reports_errors
 def monitor(
@@ -258,51 +255,20 @@ def monitor(
     Prometheus gauges. Exit status: 0 no alert, 3 alert (drift or quality drop), 2 bad input,
     4 alert not delivered.
     """
-    from .api.champion import ModelNotReadyError, load_champion
     from .contract import load_contract
-    from .monitor import (
-        attach_labels,
-        format_result,
-        read_batch_window,
-        read_log_window,
-        run_monitor,
-    )
-    from .notify import Alert, LogNotifier, Notifier, WebhookNotifier, notify_all
+    from .monitoring.run import checked_window, send_alert, serving_champion
+    from .monitoring.verdict import format_result, run_monitor
     from .settings import load_settings
 
-    if log is not None and data is not None:
-        raise ProjectError("--log and --data both given; fix: check one window at a time")
     settings = load_settings()
     contract = load_contract(settings.contract_path)
-    try:
-        champion = load_champion(settings.registry.export_dir, settings.task)
-    except ModelNotReadyError as error:
-        raise ProjectError(f"no champion to monitor: {error}") from None
-    if data is not None:
-        monitor = settings.monitor
-        checked = read_batch_window(data, contract, champion, monitor.max_rows, monitor.seed)
-    else:
-        checked = read_log_window(
-            log or settings.serve.prediction_log_dir,
-            contract,
-            window or settings.monitor.window_rows,
-        )
-    if labels is not None:
-        checked = attach_labels(checked, labels, contract.target.name)
+    champion = serving_champion(settings)
+    checked = checked_window(settings, contract, champion, (log, data, labels), window)
     result = run_monitor(settings, contract, champion, checked)
     typer.echo(format_result(result))
-    if not result.alert:
-        return
-    notifiers: list[Notifier] = [LogNotifier()]
-    if settings.monitor.webhook_url is not None:
-        notifiers.append(WebhookNotifier(settings.monitor.webhook_url.get_secret_value()))
-    alert = Alert(
-        title=f"{settings.registry.model_name} v{champion.version}: monitoring alert",
-        details=result.alerts,
-        report=str(result.report_dir / "report.html"),
-    )
-    notify_all(notifiers, alert)
-    raise typer.Exit(DRIFT_EXIT_CODE)
+    if result.alert:
+        send_alert(settings, champion, result)
+        raise typer.Exit(ExitCode.ALERT)
 
 
 @app.command()
@@ -328,10 +294,8 @@ def simulate(
     With --url the rows are sent to the service (so they land in its prediction log) and their
     true labels are written next to the batch as OUTPUT.labels.csv, keyed by request id.
     """
-    import os
-
     from .contract import load_contract
-    from .settings import env_var_name, load_settings
+    from .settings import load_settings
     from .simulate import make_batch, replay, write_new_csv
     from .tabular import read_table
 
@@ -355,8 +319,9 @@ def simulate(
     if batch.drifted_columns:
         typer.echo(f"  changed columns: {', '.join(batch.drifted_columns)}")
     if url is not None:
-        api_key = os.environ.get(env_var_name(("serve", "api_key")))
-        labels = replay(batch.frame, contract, url, batch_size, api_key)
+        api_key = settings.serve.api_key
+        secret = None if api_key is None else api_key.get_secret_value()
+        labels = replay(batch.frame, contract, url, batch_size, secret)
         write_new_csv(labels, labels_path, force=force)
         typer.echo(f"  sent to {url}; labels (request_id, row, target) -> {labels_path}")
 
@@ -376,26 +341,19 @@ def retrain(
 ) -> None:
     """Add newly labelled rows to the training pool, re-run the pipeline, let the gate decide."""
     from .contract import load_contract
-    from .monitor import attach_labels, read_log_window
-    from .retrain import labelled_rows, run_retrain
+    from .monitoring.run import labelled_log
+    from .retrain import labelled_file, labelled_rows, run_retrain
     from .settings import load_settings
-    from .tabular import read_table
 
     if (data is None) == (labels is None):
         raise ProjectError("give either --data (a labelled CSV) or --labels (for the log)")
     settings = load_settings()
     contract = load_contract(settings.contract_path)
     if data is not None:
-        rows = read_table(data, contract)
-        names = [column.name for column in (*contract.features, contract.target)]
-        missing = [name for name in names if name not in rows.columns]
-        if missing:
-            raise ProjectError(f"{data}: missing columns {', '.join(missing)}; fix: add them")
-        rows = rows[names]
+        rows = labelled_file(data, contract)
     else:
         assert labels is not None  # noqa: S101 - checked above  # nosec B101
-        window = read_log_window(log or settings.serve.prediction_log_dir, contract, sys.maxsize)
-        rows = labelled_rows(attach_labels(window, labels, contract.target.name), contract)
+        rows = labelled_rows(labelled_log(settings, contract, labels, log), contract)
     typer.echo(run_retrain(settings, contract, rows).message())
 
 

@@ -1,19 +1,51 @@
-"""Errors a user can act on: the CLI prints them as one line and exits, never with a traceback."""
+"""Errors a user can act on, and every exit code the CLI uses: the one place both are defined.
+
+The CLI prints an error as one line and exits with its code, never with a traceback.
+"""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a command's exit status means; CI and cron jobs branch on these."""
+
+    OK = 0
+    GATE = 1  # a gate refused: data broke its contract, or a model missed the quality bar
+    INPUT = 2  # bad input, settings or environment: the message names it and the fix
+    ALERT = 3  # `monitor` raised an alert (drift or a quality drop)
+    UNDELIVERED = 4  # `monitor` raised an alert that could not be delivered
+
+
+EXIT_CODES_HELP = (
+    "Exit status: "
+    + "; ".join(f"{code.value} {code.name.lower()}" for code in ExitCode)
+    + " (see errors.py)."
+)
 
 
 class ProjectError(Exception):
     """A problem with the user's input, settings or data; the message names it and the fix."""
 
-    exit_code = 2
+    exit_code = ExitCode.INPUT
 
 
 class DataValidationError(ProjectError):
     """The data broke its contract; the validation gate stops the pipeline."""
 
-    exit_code = 1
+    exit_code = ExitCode.GATE
 
 
 class QualityGateError(ProjectError):
     """A model missed a quality threshold or a behavioural test; it will not be promoted."""
 
-    exit_code = 1
+    exit_code = ExitCode.GATE
+
+
+class NotificationError(ProjectError):
+    """An alert could not be delivered."""
+
+    exit_code = ExitCode.UNDELIVERED
+
+
+class MonitoringInputError(ProjectError):
+    """A window, reference or label file that cannot be monitored; names the file and the fix."""

@@ -10,17 +10,14 @@ from typing import Any
 import pandas as pd
 
 from .behavioral import BehaviouralResult, run_behavioural_tests
+from .bundle import MODEL_FILE, model_inputs
 from .contract import Contract
 from .errors import QualityGateError
-from .metrics import higher_is_better, meets_threshold, score_model
 from .settings import Settings
 from .tabular import read_table
 from .tracking import configure, reported_failures
-from .train import MODEL_FILE, SERVING_ARTIFACTS, TEST_FILE, TrainResult, model_inputs
+from .train import SERVING_ARTIFACTS, TrainResult
 
-REPORT_DIR = Path("reports/evaluate")
-METRICS_FILE = REPORT_DIR / "metrics.json"
-BEHAVIOURAL_FILE = REPORT_DIR / "behavioural.json"
 # Where the run keeps its evaluation, and the version tags the promotion gate reads.
 EVALUATION_ARTIFACTS = "evaluation"
 METRIC_TAG_PREFIX = "test_"
@@ -56,9 +53,10 @@ def load_serving_model(run_id: str) -> Any:
 def threshold_failures(settings: Settings, metrics: dict[str, float]) -> list[str]:
     """One sentence per threshold missed, with both figures."""
     failures = []
+    task = settings.task
     for metric, threshold in settings.evaluate.thresholds.items():
-        if not meets_threshold(settings.task, metric, metrics[metric], threshold):
-            side = "below" if higher_is_better(settings.task, metric) else "above"
+        if not task.meets_threshold(metric, metrics[metric], threshold):
+            side = "below" if task.higher_is_better(metric) else "above"
             failures.append(f"{metric} {metrics[metric]:.4f} is {side} the threshold {threshold}")
     return failures
 
@@ -71,33 +69,20 @@ def _plots(
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
-    from sklearn import metrics
     from sklearn.inspection import permutation_importance
 
+    report_dir = settings.evaluate.report_dir
     predictions = model.predict(inputs)
     pd.DataFrame({"actual": target.to_numpy(), "predicted": predictions}).to_csv(
-        REPORT_DIR / "predictions.csv", index=False
+        report_dir / "predictions.csv", index=False
     )
-    figures: dict[str, Any] = {}
-    if settings.task == "classification":
-        positive = (contract.target.allowed or [""])[-1]
-        scores = model.predict_proba(inputs)[:, list(model.classes_).index(positive)]
-        figures["confusion_matrix"] = metrics.ConfusionMatrixDisplay.from_predictions(
-            target, predictions
-        ).figure_
-        roc = metrics.RocCurveDisplay.from_predictions(target, scores, pos_label=positive)
-        figures["roc_curve"] = roc.figure_
-        pd.DataFrame({"fpr": roc.fpr, "tpr": roc.tpr}).to_csv(REPORT_DIR / "roc.csv", index=False)
-        figures["precision_recall"] = metrics.PrecisionRecallDisplay.from_predictions(
-            target, scores, pos_label=positive
-        ).figure_
-    else:
-        figures["residuals"] = metrics.PredictionErrorDisplay.from_predictions(
-            target, predictions, kind="residual_vs_predicted"
-        ).figure_
+    classes = list(contract.target.allowed or [])
+    figures, tables = settings.task.plots(model, inputs, target, classes)
+    for stem, table in tables.items():
+        table.to_csv(report_dir / f"{stem}.csv", index=False)
     importance = permutation_importance(model, inputs, target, n_repeats=5, random_state=0)
     ranked = pd.Series(importance.importances_mean, index=inputs.columns).sort_values()
-    ranked.rename("importance").to_csv(REPORT_DIR / "feature_importance.csv", index_label="feature")
+    ranked.rename("importance").to_csv(report_dir / "feature_importance.csv", index_label="feature")
     # A figure of its own: pandas would otherwise draw on the last display's axes.
     figure, axes = plt.subplots(figsize=(7, 5))
     ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
@@ -105,7 +90,7 @@ def _plots(
     paths = []
     for name, figure in figures.items():
         figure.tight_layout()
-        paths.append(REPORT_DIR / f"{name}.png")
+        paths.append(report_dir / f"{name}.png")
         figure.savefig(paths[-1], dpi=100)
         plt.close(figure)
     return paths
@@ -114,14 +99,14 @@ def _plots(
 @reported_failures("evaluating")
 def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     """Score the latest trained model on its held-out split; raise if it fails the gate."""
-    trained = TrainResult.load()
+    trained = TrainResult.load(settings.train.run_file)
     configure(settings.registry)
     import mlflow
 
     model = load_serving_model(trained.run_id)
-    test = read_table(TEST_FILE, contract)
+    test = read_table(settings.data.test_path, contract)
     inputs, target = model_inputs(test, contract), test[contract.target.name]
-    metrics = score_model(model, inputs, target, settings.task, list(contract.target.allowed or []))
+    metrics = settings.task.score(model, inputs, target, list(contract.target.allowed or []))
     train_pool = read_table(settings.data.train_path, contract)
     train_pool[contract.feature_names] = model_inputs(train_pool, contract)
     test[contract.feature_names] = inputs
@@ -130,13 +115,20 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
         trained.model_version, metrics, threshold_failures(settings, metrics), behavioural
     )
 
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    report_dir = settings.evaluate.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
-    METRICS_FILE.write_text(json.dumps({**metrics, "passed": evaluation.passed}, indent=2) + "\n")
-    BEHAVIOURAL_FILE.write_text(json.dumps([asdict(test) for test in behavioural], indent=2) + "\n")
+    summary = {**metrics, "passed": evaluation.passed}
+    settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
+    results = [asdict(test) for test in behavioural]
+    settings.evaluate.behavioural_file.write_text(json.dumps(results, indent=2) + "\n")
     with mlflow.start_run(run_id=trained.run_id):
         mlflow.log_metrics({METRIC_TAG_PREFIX + name: value for name, value in metrics.items()})
-        for path in [*plots, BEHAVIOURAL_FILE, REPORT_DIR / "feature_importance.csv"]:
+        for path in [
+            *plots,
+            settings.evaluate.behavioural_file,
+            report_dir / "feature_importance.csv",
+        ]:
             mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)
     client = mlflow.MlflowClient()
     for key, value in {

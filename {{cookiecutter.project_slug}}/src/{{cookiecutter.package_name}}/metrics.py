@@ -1,4 +1,4 @@
-"""Quality metrics for both tasks, with the direction in which each one improves."""
+"""How each quality metric is computed; `task.py` says which task gates on which."""
 
 from __future__ import annotations
 
@@ -8,26 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .settings import METRICS, Task
-
 BINARY = 2
-
-
-def higher_is_better(task: Task, metric: str) -> bool:
-    """Whether a larger value of `metric` means a better model."""
-    return METRICS[task][metric]
-
-
-def is_better(task: Task, metric: str, challenger: float, champion: float, margin: float) -> bool:
-    """Whether `challenger` beats `champion` on `metric` by at least `margin`."""
-    if higher_is_better(task, metric):
-        return challenger >= champion + margin and challenger > champion
-    return challenger <= champion - margin and challenger < champion
-
-
-def meets_threshold(task: Task, metric: str, value: float, threshold: float) -> bool:
-    """Whether `value` is on the good side of `threshold` (inclusive)."""
-    return value >= threshold if higher_is_better(task, metric) else value <= threshold
 
 
 def classification_metrics(
@@ -68,13 +49,3 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray[Any, Any]) -> dict[
         "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
         "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
     }
-
-
-def score_model(
-    model: Any, inputs: pd.DataFrame, target: pd.Series, task: Task, classes: Sequence[str]
-) -> dict[str, float]:
-    """Every metric of `task` for a fitted model on `inputs`."""
-    predictions = model.predict(inputs)
-    if task == "classification":
-        return classification_metrics(target, predictions, model.predict_proba(inputs), classes)
-    return regression_metrics(target, predictions)

@@ -94,7 +94,7 @@ def run_prepare(settings: Settings, target: str) -> PrepareResult:
             f"data.source {data.source!r} has no target column {target!r}; "
             "fix: set target.name in the data contract"
         )
-    stratify_by = target if settings.task == "classification" else None
+    stratify_by = settings.task.stratify(target)
     train, production = split_off(raw, data.production_fraction, data.seed, stratify_by)
     # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
     # the same rows, so monitoring keeps comparing like with like.

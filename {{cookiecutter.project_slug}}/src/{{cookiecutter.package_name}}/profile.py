@@ -48,7 +48,8 @@ def propose_column(name: str, values: pd.Series, margin: float) -> Column | None
     # Nulls make pandas read whole numbers as floats, so whole floats count as integers.
     is_integer = pd.api.types.is_integer_dtype(present) or bool((present == present.round()).all())
     if is_integer and present.nunique() <= MAX_INTEGER_CODES:
-        allowed = [str(code) for code in sorted(present.unique())]
+        # 3.0 (a whole number read as a float beside a blank) is the code "3".
+        allowed = [str(int(code)) for code in sorted(present.unique())]
         return Column(name=name, type="category", nullable=nullable, allowed=allowed)
     column_type: ColumnType = "int" if is_integer else "float"
     low, high = _numeric_range(present, margin, whole=is_integer)
@@ -79,4 +80,8 @@ def propose_contract(
     features = [column for column_name, column in columns.items() if column_name != target]
     if not features:
         raise ProjectError("no usable feature columns: every other column is free text or empty")
-    return Contract(name=name, target=columns[target], features=features), skipped
+    # Columns left out stay in the CSV: the proposal must still validate the file it came from.
+    contract = Contract(
+        name=name, target=columns[target], features=features, allow_extra_columns=bool(skipped)
+    )
+    return contract, skipped

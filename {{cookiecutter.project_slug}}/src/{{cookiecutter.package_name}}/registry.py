@@ -7,7 +7,6 @@ neither the training stack nor a tracking server.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -17,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
+from .bundle import CARD_FILE, install, read_metadata, write_metadata
 from .errors import ProjectError
-from .evaluate import BEHAVIOURAL_FILE, EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
-from .metrics import is_better
-from .settings import Settings
+from .evaluate import EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
+from .settings import BEHAVIOURAL_FILE, Settings
 from .tracking import reported_failures
-from .train import MODEL_FILE, SERVING_ARTIFACTS, TrainResult
+from .train import SERVING_ARTIFACTS, TrainResult
 
 PROMOTED_AT = "promoted_at"
 ROLLED_BACK_AT = "rolled_back_at"
-METADATA_FILE = "metadata.json"
-CARD_FILE = "model_card.md"
 
 
 @dataclass(frozen=True)
@@ -66,18 +63,13 @@ def _test_metric(version: Any, metric: str) -> float:
     return float(value)
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, checked by serving before it loads the model."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def export_champion(client: Any, settings: Settings, version: Any) -> Path:
     """Replace the export folder with `version`'s serving bundle, metadata and model card."""
     import mlflow
 
     target = settings.registry.export_dir
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Staged beside the target: the final renames stay on one filesystem.
+    # Staged beside the target: the final swap stays on one filesystem.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staging = Path(tmp) / "bundle"
         local = Path(
@@ -92,31 +84,27 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "version": str(version.version),
             "alias": settings.registry.champion_alias,
             "run_id": version.run_id,
-            "task": settings.task,
+            "task": str(settings.task),
             "metrics": {
                 k.removeprefix(METRIC_TAG_PREFIX): float(v)
                 for k, v in version.tags.items()
                 if k.startswith(METRIC_TAG_PREFIX)
             },
-            "model_sha256": sha256(staging / MODEL_FILE),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        write_metadata(staging, metadata)
+        metadata = read_metadata(staging) or metadata
         # The exported version's own evaluation, not whichever model was evaluated last.
         behavioural = json.loads(
             Path(
                 mlflow.artifacts.download_artifacts(
                     run_id=version.run_id,
-                    artifact_path=f"{EVALUATION_ARTIFACTS}/{BEHAVIOURAL_FILE.name}",
+                    artifact_path=f"{EVALUATION_ARTIFACTS}/{BEHAVIOURAL_FILE}",
                 )
             ).read_text()
         )
         (staging / CARD_FILE).write_text(model_card(settings, metadata, run, behavioural))
-        # Swap in one step so a reader never sees half a bundle.
-        previous = Path(tmp) / "previous"
-        if target.exists():
-            target.rename(previous)
-        staging.rename(target)
+        install(staging, target)
     return target
 
 
@@ -178,7 +166,7 @@ anything else. Not for use on populations or measurement procedures unlike the t
 def promote(settings: Settings) -> Decision:
     """Move the champion alias to the latest model if it beats the champion by the margin."""
     client = _client(settings)
-    trained = TrainResult.load()
+    trained = TrainResult.load(settings.train.run_file)
     name, alias, metric = (
         settings.registry.model_name,
         settings.registry.champion_alias,
@@ -200,8 +188,7 @@ def promote(settings: Settings) -> Decision:
     elif (
         champion is not None
         and champion_value is not None
-        and not is_better(
-            settings.task,
+        and not settings.task.is_better(
             metric,
             challenger_value,
             champion_value,
@@ -232,7 +219,7 @@ def promote(settings: Settings) -> Decision:
             str(challenger.version),
             f"v{challenger.version} is the new {alias}: {metric} {challenger_value:.4f} ({before})",
         )
-    if decision.promoted or not (settings.registry.export_dir / METADATA_FILE).is_file():
+    if decision.promoted or read_metadata(settings.registry.export_dir) is None:
         export_champion(client, settings, serving)
     return decision
 

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .api.champion import METADATA_FILE
+from .bundle import read_metadata
 from .contract import Contract
 from .errors import DataValidationError, ProjectError, QualityGateError
-from .monitor import PREDICTION, Window, claim_new_path, utc_stamp
+from .files import claim_new_path, utc_stamp
+from .monitoring.records import PREDICTION
+from .monitoring.window import Window
 from .settings import Settings
-
-EVALUATION_FILE = Path("reports/evaluate/metrics.json")
+from .tabular import read_table
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,20 @@ def labelled_rows(window: Window, contract: Contract) -> pd.DataFrame:
     return rows.drop(columns=[PREDICTION], errors="ignore").reset_index(drop=True)
 
 
+def labelled_file(path: Path, contract: Contract) -> pd.DataFrame:
+    """A labelled CSV's contract columns (features and target); a missing one is named."""
+    rows = read_table(path, contract)
+    names = [column.name for column in (*contract.features, contract.target)]
+    missing = [name for name in names if name not in rows.columns]
+    if missing:
+        raise ProjectError(f"{path}: missing columns {', '.join(missing)}; fix: add them")
+    return rows[names]
+
+
 def champion_version(settings: Settings) -> int | None:
     """The exported champion's registry version, or None before the first promotion."""
-    path = settings.registry.export_dir / METADATA_FILE
-    if not path.is_file():
-        return None
-    return int(json.loads(path.read_text())["version"])
+    metadata = read_metadata(settings.registry.export_dir)
+    return None if metadata is None else int(metadata["version"])
 
 
 def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now: datetime) -> Path:
@@ -96,11 +105,11 @@ def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now:
     return path
 
 
-def _quality_gate_refused_since(started: float) -> bool:
+def _quality_gate_refused_since(verdict_file: Path, started: float) -> bool:
     """Whether evaluate wrote a failed verdict after `started` (the gate, not a crash)."""
     try:
-        verdict = EVALUATION_FILE.stat().st_mtime >= started and not json.loads(
-            EVALUATION_FILE.read_text()
+        verdict = verdict_file.stat().st_mtime >= started and not json.loads(
+            verdict_file.read_text()
         ).get("passed", True)
     except (OSError, ValueError):
         return False
@@ -123,7 +132,7 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
     started = time.time()
     completed = subprocess.run(command, check=False, env=environment)  # noqa: S603  # nosec B603
     if completed.returncode != 0:
-        if _quality_gate_refused_since(started):
+        if _quality_gate_refused_since(settings.evaluate.metrics_file, started):
             raise QualityGateError(
                 f"the retrained model missed the quality gate (see above); champion "
                 f"v{before} stays; the labelled rows stay in {path}"

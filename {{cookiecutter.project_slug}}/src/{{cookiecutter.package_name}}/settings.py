@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,13 +24,26 @@ from pydantic_settings import (
 )
 
 from .errors import ProjectError
+from .task import TASKS, Task
 
 PARAMS_FILE = Path("params.yaml")
 # Derived from the package name so the code carries no template values.
 ENV_PREFIX = __name__.partition(".")[0].upper() + "_"
 ENV_NESTED_DELIMITER = "__"
+# The header that carries serve.api_key: the service checks it, `simulate --url` sends it.
+API_KEY_HEADER = "X-API-Key"  # pragma: allowlist secret (a header name)
 
-Task = Literal["classification", "regression"]
+
+def _task(value: Any) -> Task:
+    if isinstance(value, Task):
+        return value
+    if value not in TASKS:
+        raise ValueError(f"unknown task; use one of {', '.join(TASKS)}")
+    return TASKS[value]
+
+
+# params.yaml names the task; the settings hold the task object that decides for it.
+TaskSetting = Annotated[Task, BeforeValidator(_task), PlainSerializer(str)]
 
 
 class Section(BaseModel):
@@ -37,6 +59,7 @@ class DataSettings(Section):
     raw_path: Path
     train_path: Path
     production_path: Path
+    test_path: Path
     production_fraction: float = Field(gt=0, lt=1)
     seed: int
 
@@ -48,18 +71,7 @@ class ValidationSettings(Section):
     report_dir: Path
 
 
-# Metrics each task can gate on, and whether higher is better.
-METRICS: dict[Task, dict[str, bool]] = {
-    "classification": {
-        "accuracy": True,
-        "f1": True,
-        "precision": True,
-        "recall": True,
-        "roc_auc": True,
-    },
-    "regression": {"r2": True, "rmse": False, "mae": False},
-}
-
+BEHAVIOURAL_FILE = "behavioural.json"
 HyperParameter = bool | int | float | str | None
 
 
@@ -71,6 +83,7 @@ class TrainSettings(Section):
     test_fraction: float = Field(gt=0, lt=1)
     cv_folds: int = Field(ge=2, le=20)
     seed: int
+    run_file: Path
 
 
 class EvaluateSettings(Section):
@@ -79,6 +92,17 @@ class EvaluateSettings(Section):
     primary_metric: str
     thresholds: dict[str, float]
     promotion_margin: float = Field(ge=0)
+    report_dir: Path
+
+    @property
+    def metrics_file(self) -> Path:
+        """The held-out metrics and the gate's verdict (a DVC metrics file)."""
+        return self.report_dir / "metrics.json"
+
+    @property
+    def behavioural_file(self) -> Path:
+        """The behavioural tests' results."""
+        return self.report_dir / BEHAVIOURAL_FILE
 
 
 class RegistrySettings(Section):
@@ -145,9 +169,10 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         yaml_file=PARAMS_FILE,
+        arbitrary_types_allowed=True,
     )
 
-    task: Task
+    task: TaskSetting
     contract_path: Path
     data: DataSettings
     validation: ValidationSettings
@@ -159,7 +184,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_metrics_fit_the_task(self) -> Self:
-        known = METRICS[self.task]
+        known = self.task.metrics
         named = {"evaluate.primary_metric": [self.evaluate.primary_metric]}
         named["evaluate.thresholds"] = list(self.evaluate.thresholds)
         for key, metrics in named.items():

@@ -21,11 +21,11 @@ import pandas as pd
 
 from .contract import Contract
 from .errors import ProjectError
-from .monitor import REQUEST_ID, ROW
+from .monitoring.records import REQUEST_ID, ROW
+from .settings import API_KEY_HEADER
 
 SHIFT_IN_STDS = 1.0
 SCALE = 1.5
-API_KEY_HEADER = "X-API-Key"  # pragma: allowlist secret (a header name)
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,14 @@ def make_batch(
             changed.append(column.name)
         for column in contract.features:
             if column.type == "category" and column.allowed and len(column.allowed) > 1:
-                # The rarest category becomes the most common one.
-                counts = batch[column.name].astype(str).value_counts()
+                # The rarest category becomes the most common one; a blank stays blank
+                # unless re-mixed (text "<NA>" would be a category the service refuses).
+                values = batch[column.name].astype(object)
+                values = values.where(values.notna(), None)
+                counts = values.dropna().astype(str).value_counts()
                 rare = min(column.allowed, key=lambda value: counts.get(value, 0))
                 flip = rng.random(len(batch)) < 0.6  # noqa: PLR2004 - share of rows re-mixed
-                batch[column.name] = batch[column.name].astype(str).where(~flip, rare)
+                batch[column.name] = values.where(~flip, rare)
                 changed.append(column.name)
     if missing_share > 0:
         for column in contract.features:

@@ -55,13 +55,22 @@ def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
     return numbers.where(~keep_original, values)
 
 
+def _as_category_text(values: pd.Series) -> pd.Series:
+    """Categories as text. Codes read as floats (a blank turns 3 into 3.0) are the text "3"."""
+    if values.dtype.kind == "f":
+        present = values.dropna()
+        if (present == present.round()).all():
+            values = values.astype("Int64")
+    return values.astype("string")
+
+
 def _apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     for column in contract.columns:
         if column.name not in frame.columns:
             continue
         values = frame[column.name]
         if not column.is_numeric:
-            frame[column.name] = values.astype("string")
+            frame[column.name] = _as_category_text(values)
         elif values.dtype == object:
             frame[column.name] = _as_numbers_where_possible(values, whole=column.type == "int")
         elif column.type == "int" and values.dtype.kind == "f":

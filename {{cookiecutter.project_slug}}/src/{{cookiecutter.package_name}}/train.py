@@ -17,28 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contract import Contract, dump_contract
+from .bundle import model_inputs, write_model_files
+from .contract import Contract
 from .errors import ProjectError
 from .prepare import split_off
-from .settings import Settings, Task
+from .settings import Settings
 from .tabular import read_table
+from .task import Task
 
-ESTIMATORS: dict[Task, dict[str, str]] = {
-    "classification": {
-        "logistic_regression": "sklearn.linear_model:LogisticRegression",
-        "random_forest": "sklearn.ensemble:RandomForestClassifier",
-        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingClassifier",
-    },
-    "regression": {
-        "ridge": "sklearn.linear_model:Ridge",
-        "random_forest": "sklearn.ensemble:RandomForestRegressor",
-        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingRegressor",
-    },
-}
-RUN_FILE = Path("reports/train/run.json")
-TEST_FILE = Path("data/prepared/test.csv")
 SERVING_ARTIFACTS = "serving"
-MODEL_FILE = "model.joblib"
 
 
 @dataclass(frozen=True)
@@ -55,13 +42,13 @@ class TrainResult:
     test_rows: int
     data_md5: str
 
-    def save(self, path: Path = RUN_FILE) -> None:
+    def save(self, path: Path) -> None:
         """Write the result for the next stages (and for DVC)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path = RUN_FILE) -> TrainResult:
+    def load(cls, path: Path) -> TrainResult:
         """Read what the last `train` wrote."""
         if not path.is_file():
             raise ProjectError(f"{path} not found; fix: run the train stage first (dvc repro)")
@@ -70,7 +57,7 @@ class TrainResult:
 
 def make_estimator(task: Task, name: str, hyperparameters: dict[str, Any], seed: int) -> Any:
     """The estimator `name` with `hyperparameters`; unknown names are named with the valid ones."""
-    choices = ESTIMATORS[task]
+    choices = task.estimators
     if name not in choices:
         raise ProjectError(
             f"train.estimator '{name}' is not a {task} estimator; use one of {', '.join(choices)}"
@@ -122,16 +109,19 @@ def build_pipeline(contract: Contract, estimator: Any) -> Any:
     return Pipeline([("features", features), ("model", estimator)])
 
 
-def model_inputs(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """The feature columns as the pipeline expects them: numbers as floats, categories as text."""
-    inputs = frame[contract.feature_names].copy()
-    for column in contract.features:
-        values = inputs[column.name]
-        if column.is_numeric:
-            inputs[column.name] = pd.to_numeric(values, errors="coerce").astype(float)
-        else:
-            inputs[column.name] = values.astype(object).where(values.notna(), np.nan)
-    return inputs
+def configured_pipeline(settings: Settings, contract: Contract) -> Any:
+    """The estimator params.yaml names, in the contract's pipeline, not fitted yet."""
+    train = settings.train
+    estimator = make_estimator(
+        settings.task, train.estimator, dict(train.hyperparameters), train.seed
+    )
+    return build_pipeline(contract, estimator)
+
+
+def fit_pipeline(settings: Settings, contract: Contract, rows: pd.DataFrame) -> Any:
+    """The configured pipeline fitted on `rows` (features and target)."""
+    pipeline = configured_pipeline(settings, contract)
+    return pipeline.fit(model_inputs(rows, contract), rows[contract.target.name])
 
 
 def file_md5(path: Path) -> str:
@@ -163,30 +153,98 @@ def cross_validate(
 ) -> np.ndarray[Any, Any]:
     """Primary-metric scores over `cv_folds` folds of the training part."""
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold
 
-    from .metrics import score_model
-
-    folds_class = StratifiedKFold if settings.task == "classification" else KFold
-    folds = folds_class(settings.train.cv_folds, shuffle=True, random_state=settings.train.seed)
+    folds = settings.task.folds(settings.train.cv_folds, settings.train.seed)
     scores = []
     for fit_rows, score_rows in folds.split(inputs, target):
         fold_model = clone(pipeline).fit(inputs.iloc[fit_rows], target.iloc[fit_rows])
         held_inputs, held_target = inputs.iloc[score_rows], target.iloc[score_rows]
-        metrics = score_model(fold_model, held_inputs, held_target, settings.task, classes)
+        metrics = settings.task.score(fold_model, held_inputs, held_target, classes)
         scores.append(metrics[settings.evaluate.primary_metric])
     return np.array(scores)
 
 
 def _log_serving_bundle(pipeline: Any, contract: Contract) -> None:
     """Log the model as serving loads it (joblib + contract), so serving needs no MLflow."""
-    import joblib
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
-        joblib.dump(pipeline, Path(tmp) / MODEL_FILE)
-        (Path(tmp) / "contract.yaml").write_text(dump_contract(contract))
+        write_model_files(Path(tmp), pipeline, contract)
         mlflow.log_artifacts(tmp, SERVING_ARTIFACTS)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A pipeline fitted on the training part, with its CV scores and both parts' rows."""
+
+    pipeline: Any
+    cv_scores: np.ndarray[Any, Any]
+    train_rows: pd.DataFrame
+    test_rows: pd.DataFrame
+    data_md5: str
+
+
+def fit(settings: Settings, contract: Contract) -> Fitted:
+    """Split off the held-out rows (written for `evaluate`), cross-validate, fit the rest."""
+    frame = read_table(settings.data.train_path, contract)
+    target_name = contract.target.name
+    train_rows, test_rows = split_off(
+        frame,
+        settings.train.test_fraction,
+        settings.train.seed,
+        settings.task.stratify(target_name),
+    )
+    test_file = settings.data.test_path
+    test_file.parent.mkdir(parents=True, exist_ok=True)
+    test_rows.to_csv(test_file, index=False)
+    inputs, target = model_inputs(train_rows, contract), train_rows[target_name]
+    pipeline = configured_pipeline(settings, contract)
+    classes = list(contract.target.allowed or [])
+    cv_scores = cross_validate(pipeline, inputs, target, settings, classes)
+    pipeline.fit(inputs, target)
+    return Fitted(pipeline, cv_scores, train_rows, test_rows, file_md5(settings.data.train_path))
+
+
+def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
+    """Tags, parameters, CV metrics and both datasets of the active MLflow run."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    metric = settings.evaluate.primary_metric
+    mlflow.set_tags(
+        {
+            "git_commit": git_commit(),
+            "dvc_data_md5": fitted.data_md5,
+            "task": str(settings.task),
+            "estimator": settings.train.estimator,
+        }
+    )
+    mlflow.log_params(
+        {
+            "estimator": settings.train.estimator,
+            **settings.train.hyperparameters,
+            "test_fraction": settings.train.test_fraction,
+            "cv_folds": settings.train.cv_folds,
+            "seed": settings.train.seed,
+            "train_rows": len(fitted.train_rows),
+            "test_rows": len(fitted.test_rows),
+        }
+    )
+    mlflow.log_metrics(
+        {
+            f"cv_{metric}_mean": float(fitted.cv_scores.mean()),
+            f"cv_{metric}_std": float(fitted.cv_scores.std()),
+        }
+    )
+    for rows, context in ((fitted.train_rows, "training"), (fitted.test_rows, "evaluation")):
+        dataset = from_pandas(
+            rows,
+            source=str(settings.data.train_path),
+            targets=contract.target.name,
+            name=f"{contract.name}-{context}",
+            digest=fitted.data_md5[:8],
+        )
+        mlflow.log_input(dataset, context=context)
 
 
 def run_train(settings: Settings, contract: Contract) -> TrainResult:
@@ -196,66 +254,13 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
     tracking.configure(settings.registry)  # fail fast if the server is down: nothing logged yet
     import mlflow
     import skops.io
-    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    frame = read_table(settings.data.train_path, contract)
-    target_name = contract.target.name
-    stratify = target_name if settings.task == "classification" else None
-    train_rows, test_rows = split_off(
-        frame, settings.train.test_fraction, settings.train.seed, stratify
-    )
-    TEST_FILE.parent.mkdir(parents=True, exist_ok=True)
-    test_rows.to_csv(TEST_FILE, index=False)
-    inputs, target = model_inputs(train_rows, contract), train_rows[target_name]
-    classes = list(contract.target.allowed or [])
-    estimator = make_estimator(
-        settings.task,
-        settings.train.estimator,
-        dict(settings.train.hyperparameters),
-        settings.train.seed,
-    )
-    pipeline = build_pipeline(contract, estimator)
-    cv_scores = cross_validate(pipeline, inputs, target, settings, classes)
-    pipeline.fit(inputs, target)
-    data_md5 = file_md5(settings.data.train_path)
-    metric = settings.evaluate.primary_metric
+    fitted = fit(settings, contract)
+    pipeline = fitted.pipeline
     with tracking.reported_failures("training"), mlflow.start_run() as run:
-        mlflow.set_tags(
-            {
-                "git_commit": git_commit(),
-                "dvc_data_md5": data_md5,
-                "task": settings.task,
-                "estimator": settings.train.estimator,
-            }
-        )
-        mlflow.log_params(
-            {
-                "estimator": settings.train.estimator,
-                **settings.train.hyperparameters,
-                "test_fraction": settings.train.test_fraction,
-                "cv_folds": settings.train.cv_folds,
-                "seed": settings.train.seed,
-                "train_rows": len(train_rows),
-                "test_rows": len(test_rows),
-            }
-        )
-        mlflow.log_metrics(
-            {
-                f"cv_{metric}_mean": float(cv_scores.mean()),
-                f"cv_{metric}_std": float(cv_scores.std()),
-            }
-        )
-        for rows, context in ((train_rows, "training"), (test_rows, "evaluation")):
-            dataset = from_pandas(
-                rows,
-                source=str(settings.data.train_path),
-                targets=target_name,
-                name=f"{contract.name}-{context}",
-                digest=data_md5[:8],
-            )
-            mlflow.log_input(dataset, context=context)
-        example = inputs.head(3)
+        _log_run(settings, contract, fitted)
+        example = model_inputs(fitted.train_rows.head(3), contract)
         model_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -270,12 +275,12 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
         run_id=run.info.run_id,
         model_name=settings.registry.model_name,
         model_version=str(model_info.registered_model_version),
-        primary_metric=metric,
-        cv_mean=float(cv_scores.mean()),
-        cv_std=float(cv_scores.std()),
-        train_rows=len(train_rows),
-        test_rows=len(test_rows),
-        data_md5=data_md5,
+        primary_metric=settings.evaluate.primary_metric,
+        cv_mean=float(fitted.cv_scores.mean()),
+        cv_std=float(fitted.cv_scores.std()),
+        train_rows=len(fitted.train_rows),
+        test_rows=len(fitted.test_rows),
+        data_md5=fitted.data_md5,
     )
-    result.save()
+    result.save(settings.train.run_file)
     return result

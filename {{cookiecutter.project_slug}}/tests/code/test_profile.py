@@ -52,6 +52,17 @@ def test_free_text_is_left_out_with_a_reason(frame: pd.DataFrame) -> None:
     assert "comment" not in contract.feature_names
     assert skipped == ["comment: free text or empty, which a contract cannot describe"]
     assert len(frame["comment"].unique()) > MAX_CATEGORIES
+    # The comment column stays in the CSV: the proposal still accepts the file it came from.
+    assert contract.allow_extra_columns
+
+
+def test_codes_beside_a_blank_are_proposed_as_whole_numbers(frame: pd.DataFrame) -> None:
+    frame["grade"] = frame["grade"].astype(float)
+    frame.loc[::9, "grade"] = np.nan  # as pandas reads integer codes with a blank: 3.0
+    contract, _ = propose_contract(frame, target="churned", name="toy")
+    [grade] = [column for column in contract.features if column.name == "grade"]
+    assert grade.allowed == ["1", "2", "3"]
+    assert grade.nullable
 
 
 def test_ranges_cover_the_data_with_margin(frame: pd.DataFrame) -> None:

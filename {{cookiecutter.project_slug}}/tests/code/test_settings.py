@@ -35,7 +35,7 @@ def edit_params(project_dir: Path, section: str, key: str, value: object) -> Non
 
 def test_project_params_load(project_dir: Path) -> None:
     settings = load_settings()
-    assert settings.task in {"classification", "regression"}
+    assert settings.task.name in {"classification", "regression"}
     assert 0 < settings.data.production_fraction < 1
     assert settings.validation.min_rows >= 1
 

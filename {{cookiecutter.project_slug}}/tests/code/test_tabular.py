@@ -81,6 +81,21 @@ def test_categories_are_read_as_text(tmp_path: Path) -> None:
     assert read_table(path, contract)["label"].tolist() == ["1", "2"]
 
 
+def test_codes_read_as_floats_beside_a_blank_are_the_same_categories(tmp_path: Path) -> None:
+    contract = CONTRACT.model_copy(
+        update={
+            "features": [
+                *CONTRACT.features,
+                Column(name="grade", type="category", allowed=["1", "3"], nullable=True),
+            ]
+        }
+    )
+    path = write(tmp_path, "size,count,label,grade\n1.5,3,a,3\n2.5,4,b,\n3.5,5,a,1.0\n")
+    grades = read_table(path, contract)["grade"]
+    assert grades.tolist()[::2] == ["3", "1"]
+    assert grades.isna().tolist() == [False, True, False]
+
+
 def many_rows(tmp_path: Path, rows: int) -> Path:
     lines = ["size,count,label"]
     for index in range(rows):

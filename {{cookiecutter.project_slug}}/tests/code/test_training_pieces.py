@@ -6,6 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.behavioral import (
+    run_behavioural_tests,
+)
+from {{ cookiecutter.package_name }}.bundle import (
+    model_inputs,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Column,
     Contract,
@@ -13,19 +19,18 @@ from {{ cookiecutter.package_name }}.contract import (
 from {{ cookiecutter.package_name }}.errors import (
     ProjectError,
 )
-from {{ cookiecutter.package_name }}.metrics import (
-    is_better,
-    meets_threshold,
-)
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
+)
+from {{ cookiecutter.package_name }}.task import (
+    TASKS,
 )
 from {{ cookiecutter.package_name }}.train import (
     build_pipeline,
     make_estimator,
-    model_inputs,
 )
 
+CLASSIFICATION, REGRESSION = TASKS["classification"], TASKS["regression"]
 CONTRACT = Contract(
     name="toy",
     target=Column(name="bought", type="category", allowed=["no", "yes"]),
@@ -50,7 +55,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_pipeline_learns_from_a_categorical_feature(frame: pd.DataFrame) -> None:
-    estimator = make_estimator("classification", "logistic_regression", {"C": 10.0}, seed=0)
+    estimator = make_estimator(CLASSIFICATION, "logistic_regression", {"C": 10.0}, seed=0)
     model = build_pipeline(CONTRACT, estimator).fit(model_inputs(frame, CONTRACT), frame["bought"])
     unseen = pd.DataFrame({"price": [8.0, 8.0, np.nan], "colour": ["red", "blue", "purple"]})
     predicted = model.predict(model_inputs(unseen, CONTRACT))
@@ -63,7 +68,7 @@ def test_same_seed_same_model(frame: pd.DataFrame) -> None:
     inputs = model_inputs(frame, CONTRACT)
     fitted = [
         build_pipeline(
-            CONTRACT, make_estimator("classification", "random_forest", {"n_estimators": 10}, 7)
+            CONTRACT, make_estimator(CLASSIFICATION, "random_forest", {"n_estimators": 10}, 7)
         )
         .fit(inputs, frame["bought"])
         .predict_proba(inputs)
@@ -74,28 +79,31 @@ def test_same_seed_same_model(frame: pd.DataFrame) -> None:
 
 def test_unknown_estimator_is_named() -> None:
     with pytest.raises(ProjectError, match="'svm' is not a regression estimator; use one of ridge"):
-        make_estimator("regression", "svm", {}, seed=0)
+        make_estimator(REGRESSION, "svm", {}, seed=0)
 
 
 def test_unknown_hyperparameter_is_named() -> None:
     with pytest.raises(ProjectError, match="max_dept not accepted by RandomForestClassifier"):
-        make_estimator("classification", "random_forest", {"max_dept": 3}, seed=0)
+        make_estimator(CLASSIFICATION, "random_forest", {"max_dept": 3}, seed=0)
 
 
 def test_promotion_comparisons_follow_the_metric_direction() -> None:
-    assert is_better("classification", "roc_auc", 0.97, 0.96, margin=0.0)
-    assert not is_better(
-        "classification", "roc_auc", 0.96, 0.96, margin=0.0
-    )  # a tie keeps the champion
-    assert not is_better("classification", "roc_auc", 0.965, 0.96, margin=0.01)
-    assert is_better("regression", "rmse", 50.0, 55.0, margin=1.0)
-    assert not is_better("regression", "rmse", 55.0, 50.0, margin=0.0)
-    assert meets_threshold("regression", "rmse", 60.0, 60.0)
-    assert not meets_threshold("classification", "f1", 0.89, 0.9)
+    assert CLASSIFICATION.is_better("roc_auc", 0.97, 0.96, margin=0.0)
+    assert not CLASSIFICATION.is_better("roc_auc", 0.96, 0.96, margin=0.0)  # a tie keeps it
+    assert not CLASSIFICATION.is_better("roc_auc", 0.965, 0.96, margin=0.01)
+    assert REGRESSION.is_better("rmse", 50.0, 55.0, margin=1.0)
+    assert not REGRESSION.is_better("rmse", 55.0, 50.0, margin=0.0)
+    assert REGRESSION.meets_threshold("rmse", 60.0, 60.0)
+    assert not CLASSIFICATION.meets_threshold("f1", 0.89, 0.9)
+    assert REGRESSION.relative_drop("rmse", 55.0, 50.0) == pytest.approx(0.1)
+    assert CLASSIFICATION.relative_drop("roc_auc", 0.99, 0.9) < 0  # better is a negative drop
 
 
 def test_metrics_must_suit_the_task(settings: Settings) -> None:
-    wrong = "rmse" if settings.task == "classification" else "roc_auc"
+    # A metric of another task.
+    wrong = next(
+        m for task in TASKS.values() for m in task.metrics if m not in settings.task.metrics
+    )
     data = settings.model_dump()
     data["evaluate"]["primary_metric"] = wrong
     with pytest.raises(ValueError, match=f"'{wrong}' is not a {settings.task} metric"):
@@ -119,3 +127,32 @@ def test_mlflow_failure_becomes_one_line() -> None:
         "MLflow failed while promoting: API request to http://mlflow:5000 failed; "
         "fix: check the tracking store and rerun"
     )
+
+
+def test_a_multiclass_model_is_evaluated_per_class() -> None:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    names = ["petal_length", "petal_width", "sepal_length"]
+    frame = iris.data.iloc[:, [2, 3, 0]].set_axis(names, axis=1)
+    frame["species"] = iris.target.map(dict(enumerate(iris.target_names))).astype(str)
+    classes = sorted(iris.target_names.tolist())
+    contract = Contract(
+        name="iris",
+        target=Column(name="species", type="category", allowed=classes),
+        features=[Column(name=name, type="float") for name in names],
+    )
+    estimator = make_estimator(CLASSIFICATION, "logistic_regression", {"max_iter": 500}, seed=0)
+    inputs, target = model_inputs(frame, contract), frame["species"]
+    model = build_pipeline(contract, estimator).fit(inputs, target)
+
+    metrics = CLASSIFICATION.score(model, inputs, target, classes)
+    assert metrics["roc_auc"] > 0.9
+    figures, tables = CLASSIFICATION.plots(model, inputs, target, classes)
+    assert set(figures) == {"confusion_matrix", "roc_curve", "precision_recall"}
+    assert sorted(tables["roc"]["class"].unique()) == classes  # one curve per class
+    legend = figures["roc_curve"].axes[0].get_legend_handles_labels()[1]
+    assert all(any(label in text for text in legend) for label in classes)
+    behaviour = run_behavioural_tests(model, frame, frame, contract, CLASSIFICATION)
+    typical = [test.name for test in behaviour if test.kind == "minimum functionality"]
+    assert typical == [f"typical {label} case" for label in classes]

@@ -24,7 +24,7 @@ def test_contract_describes_exactly_the_sample_columns(
 
 
 def test_task_matches_the_target_type(settings: Settings, contract: Contract) -> None:
-    expected = "category" if settings.task == "classification" else "float"
+    expected = "category" if settings.task.name == "classification" else "float"
     assert contract.target.type == expected
 
 

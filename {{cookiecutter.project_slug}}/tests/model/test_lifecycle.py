@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }}.bundle import (
+    sha256,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
     load_contract,
@@ -20,9 +23,6 @@ from {{ cookiecutter.package_name }}.errors import (
 from {{ cookiecutter.package_name }}.evaluate import (
     run_evaluate,
 )
-from {{ cookiecutter.package_name }}.metrics import (
-    higher_is_better,
-)
 from {{ cookiecutter.package_name }}.prepare import (
     run_prepare,
 )
@@ -30,7 +30,6 @@ from {{ cookiecutter.package_name }}.registry import (
     list_models,
     promote,
     rollback,
-    sha256,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
@@ -63,7 +62,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> I
 def configured(settings: Settings, **train: object) -> Settings:
     """The project's settings with a lenient bar, so a weak challenger can reach the gate."""
     primary = settings.evaluate.primary_metric
-    lenient = 0.0 if higher_is_better(settings.task, primary) else 1e9
+    lenient = 0.0 if settings.task.higher_is_better(primary) else 1e9
     return settings.model_copy(
         update={
             "train": settings.train.model_copy(update=train),
@@ -78,7 +77,7 @@ def configured(settings: Settings, **train: object) -> Settings:
 def train_and_evaluate(settings: Settings, contract: Contract) -> TrainResult:
     run_train(settings, contract)
     run_evaluate(settings, contract)
-    return TrainResult.load()
+    return TrainResult.load(settings.train.run_file)
 
 
 def champion_version(settings: Settings) -> str:
@@ -158,7 +157,7 @@ def test_missed_threshold_names_both_figures(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:
     primary = settings.evaluate.primary_metric
-    impossible = 1.0001 if higher_is_better(settings.task, primary) else 0.0
+    impossible = 1.0001 if settings.task.higher_is_better(primary) else 0.0
     strict = configured(settings)
     strict = strict.model_copy(
         update={
@@ -194,9 +193,6 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
 
     from {{ cookiecutter.package_name }}.errors import (
         DataValidationError,
-    )
-    from {{ cookiecutter.package_name }}.metrics import (
-        is_better,
     )
     from {{ cookiecutter.package_name }}.retrain import (
         store_batch,
@@ -240,8 +236,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     challenger = train_and_evaluate(local, contract)
     assert int(challenger.model_version) == int(champion["version"]) + 1
     figure = json.loads(Path("reports/evaluate/metrics.json").read_text())[primary]
-    better = is_better(
-        local.task,
+    better = local.task.is_better(
         primary,
         figure,
         champion["metrics"][primary],

@@ -13,15 +13,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.api.champion import (
+from {{ cookiecutter.package_name }}.bundle import (
     Champion,
     load_champion,
+    model_inputs,
 )
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
-)
-from {{ cookiecutter.package_name }}.metrics import (
-    score_model,
 )
 from {{ cookiecutter.package_name }}.prepare import (
     split_off,
@@ -30,9 +28,7 @@ from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
 from {{ cookiecutter.package_name }}.train import (
-    build_pipeline,
-    make_estimator,
-    model_inputs,
+    fit_pipeline,
 )
 
 from ..conftest import export_bundle
@@ -50,7 +46,7 @@ def deployment(
     """Prepared data and a champion trained on the pool, with its held-out metrics on record."""
     folder = tmp_path_factory.mktemp("deployment")
     target = contract.target.name
-    stratify = target if settings.task == "classification" else None
+    stratify = settings.task.stratify(target)
     pool, production = split_off(
         sample, settings.data.production_fraction, settings.data.seed, stratify
     )
@@ -58,23 +54,14 @@ def deployment(
     (folder / "data").mkdir()
     pool.to_csv(folder / "data/train.csv", index=False)
     production.to_csv(folder / "data/production.csv", index=False)
-    estimator = make_estimator(
-        settings.task,
-        settings.train.estimator,
-        dict(settings.train.hyperparameters),
-        settings.train.seed,
-    )
-    pipeline = build_pipeline(contract, estimator).fit(model_inputs(train, contract), train[target])
-    bundle = export_bundle(pipeline, contract, settings.task, folder / "champion")
-    metrics = score_model(
+    pipeline = fit_pipeline(settings, contract, train)
+    metrics = settings.task.score(
         pipeline,
         model_inputs(held_out, contract),
         held_out[target],
-        settings.task,
         list(contract.target.allowed or []),
     )
-    metadata = json.loads((bundle / "metadata.json").read_text())
-    (bundle / "metadata.json").write_text(json.dumps({**metadata, "metrics": metrics}))
+    export_bundle(pipeline, contract, settings.task, folder / "champion", metrics=metrics)
     return folder
 
 

@@ -8,8 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import (
-    DRIFT_EXIT_CODE,
     app,
+)
+from {{ cookiecutter.package_name }}.errors import (
+    ExitCode,
 )
 from {{ cookiecutter.package_name }}.settings import (
     env_var_name,
@@ -65,7 +67,7 @@ def test_monitor_exits_0_on_a_clean_batch_and_3_with_an_alert_on_drift(
     assert webhook.received == []
 
     drifted = runner.invoke(app, ["monitor", "--data", str(monitored / "drifted.csv")])
-    assert drifted.exit_code == DRIFT_EXIT_CODE, drifted.output
+    assert drifted.exit_code == ExitCode.ALERT, drifted.output
     assert "ALERT data drift" in drifted.output
     assert "column" in drifted.output.splitlines()[0]
     [delivered] = webhook.received

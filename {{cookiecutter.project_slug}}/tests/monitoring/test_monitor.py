@@ -6,27 +6,39 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.api.champion import (
-    Champion,
-)
 from {{ cookiecutter.package_name }}.api.main import (
     create_app,
 )
+from {{ cookiecutter.package_name }}.bundle import (
+    Champion,
+)
 from {{ cookiecutter.package_name }}.contract import (
+    Column,
     Contract,
 )
-from {{ cookiecutter.package_name }}.monitor import (
+from {{ cookiecutter.package_name }}.errors import (
     MonitoringInputError,
+)
+from {{ cookiecutter.package_name }}.monitoring.checks import (
+    drift_report,
+)
+from {{ cookiecutter.package_name }}.monitoring.records import (
+    PREDICTION,
+)
+from {{ cookiecutter.package_name }}.monitoring.verdict import (
+    format_result,
+    run_monitor,
+)
+from {{ cookiecutter.package_name }}.monitoring.window import (
     Window,
     attach_labels,
-    format_result,
     read_batch_window,
     read_log_window,
-    run_monitor,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
@@ -144,7 +156,7 @@ def test_the_prediction_log_and_labels_reveal_a_quality_drop(
     # The world changed: the same inputs now mean something else.
     target = contract.target.name
     changed = labels.copy()
-    if settings.task == "classification":
+    if settings.task.name == "classification":
         classes = list(contract.target.allowed or [])
         flip = changed.index % 3 == 0
         changed.loc[flip, target] = changed.loc[flip, target].map(
@@ -290,3 +302,47 @@ def test_a_batch_missing_contract_columns_is_named(
         MonitoringInputError, match=rf"partial\.csv: missing contract columns {dropped}"
     ):
         read_batch_window(path, contract, champion, MAX_ROWS, SEED)
+
+
+def test_missing_categories_do_not_break_the_drift_report(settings: Settings) -> None:
+    """Blank categories in the window and the reference: Evidently counts them, no crash."""
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["no", "yes"]),
+        features=[
+            Column(name="size", type="float", nullable=True),
+            Column(name="colour", type="category", allowed=["red", "blue"], nullable=True),
+        ],
+    )
+    rng = np.random.default_rng(0)
+
+    def window(rows: int, blanks: int) -> Window:
+        colour = pd.Series(rng.choice(["red", "blue"], rows), dtype="string")
+        colour[:blanks] = pd.NA  # as read_table types a blank category
+        frame = pd.DataFrame({"size": rng.normal(size=rows), "colour": colour})
+        categorical = settings.task.prediction_is_categorical
+        frame[PREDICTION] = (
+            rng.choice(["no", "yes"], rows) if categorical else rng.normal(size=rows)
+        )
+        return Window(frame, "test", rows)
+
+    report = drift_report(window(200, 9), window(300, 4), contract, settings)
+    assert set(report.columns) == {"size", "colour", PREDICTION}
+    assert report.missing_share["colour"] == pytest.approx(9 / 200)
+
+
+def test_a_drifted_batch_keeps_blank_categories_blank() -> None:
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["no", "yes"]),
+        features=[
+            Column(name="size", type="float"),
+            Column(name="colour", type="category", allowed=["red", "blue"], nullable=True),
+        ],
+    )
+    colour = pd.Series(["red", "blue", None, "red"] * 25, dtype="string")  # as read_table types it
+    production = pd.DataFrame({"size": np.arange(100.0), "colour": colour, "label": "no"})
+    batch = make_batch(production, contract, 200, seed=1, drifted=True).frame
+    values = set(batch["colour"].dropna())
+    assert values <= {"red", "blue"}, values  # never the text "<NA>"
+    assert batch["colour"].isna().any()  # some blanks were not re-mixed

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from {{ cookiecutter.package_name }}.notify import (
+from {{ cookiecutter.package_name }}.errors import (
+    NotificationError,
+)
+from {{ cookiecutter.package_name }}.monitoring.notify import (
     Alert,
     LogNotifier,
-    NotificationError,
     WebhookNotifier,
     notify_all,
 )

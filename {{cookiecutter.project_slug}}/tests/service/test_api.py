@@ -18,14 +18,14 @@ from {{ cookiecutter.package_name }}.api.main import (
 from {{ cookiecutter.package_name }}.api.schemas import (
     example_record,
 )
+from {{ cookiecutter.package_name }}.bundle import (
+    model_inputs,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
-)
-from {{ cookiecutter.package_name }}.train import (
-    model_inputs,
 )
 
 ServiceSettings = Callable[..., Settings]  # the conftest fixture: serve overrides -> Settings
@@ -78,7 +78,7 @@ def test_one_record_gives_one_prediction_matching_the_model(
     assert body["request_id"] == response.headers["x-request-id"]
     [answer] = body["predictions"]
     expected_frame = model_inputs(pd.DataFrame([records[0]]), contract)
-    if settings.task == "classification":
+    if settings.task.name == "classification":
         assert answer["prediction"] == fitted_pipeline.predict(expected_frame)[0]
         assert set(answer["probabilities"]) == set(contract.target.allowed or [])
         assert math.isclose(sum(answer["probabilities"].values()), 1.0)

@@ -49,9 +49,20 @@ def _unloadable_model(bundle: Path, contract: Contract) -> None:
     (bundle / "metadata.json").write_text(json.dumps(metadata))
 
 
-def _mismatched_contract(bundle: Path, contract: Contract) -> None:
+def _edited_contract(bundle: Path, contract: Contract) -> None:
     fewer = contract.model_copy(update={"features": contract.features[1:]})
     save_contract(fewer, bundle / "contract.yaml", overwrite=True)
+
+
+def _mismatched_contract(bundle: Path, contract: Contract) -> None:
+    """A bundle made by hand, checksums and all, whose contract does not fit its model."""
+    import hashlib
+
+    _edited_contract(bundle, contract)
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    edited = (bundle / "contract.yaml").read_bytes()
+    metadata["contract_sha256"] = hashlib.sha256(edited).hexdigest()
+    (bundle / "metadata.json").write_text(json.dumps(metadata))
 
 
 def _garbled_metadata(bundle: Path, contract: Contract) -> None:
@@ -62,6 +73,7 @@ BREAKAGES: dict[str, tuple[Callable[[Path, Contract], None], str]] = {
     "missing model": (_remove_model, "model.joblib not found"),
     "corrupt model": (_corrupt_model, "does not match"),
     "unloadable model": (_unloadable_model, "could not be loaded"),
+    "edited contract": (_edited_contract, "contract.yaml SHA-256"),
     "contract mismatch": (_mismatched_contract, "but its contract declares"),
     "garbled metadata": (_garbled_metadata, "metadata.json is unreadable"),
 }

@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from .champion import Champion, Prediction
+from ..bundle import Champion, Prediction
 
 
 @dataclass

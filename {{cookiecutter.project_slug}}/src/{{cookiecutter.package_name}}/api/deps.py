@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
-from .champion import Champion
+from ..bundle import Champion
+from ..settings import API_KEY_HEADER
 from .state import ServiceState
 
-API_KEY_HEADER = "X-API-Key"  # pragma: allowlist secret (a header name)
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from ..monitoring.records import log_file_name
+
 logger = logging.getLogger(__name__)
 
 _STOP = object()
@@ -56,7 +58,7 @@ class PredictionLog:
 
     def path_for(self, moment: datetime) -> Path:
         """The file that records written at `moment` go to."""
-        return self.directory / f"predictions-{moment:%Y-%m-%d}.jsonl"
+        return self.directory / log_file_name(moment)
 
     def _write_forever(self) -> None:
         stopping = False

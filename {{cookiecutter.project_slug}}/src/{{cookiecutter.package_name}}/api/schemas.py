@@ -16,8 +16,12 @@ from ..contract import Column, Contract
 
 def _whole_number_as_code(value: Any) -> Any:
     # Categories coded as numbers in the CSV (sex: 1 or 2) are read as the strings "1" and "2";
-    # clients naturally send them as JSON numbers, so whole numbers become their code.
-    if isinstance(value, int) and not isinstance(value, bool):
+    # clients naturally send them as JSON numbers, 1 or 1.0, so whole numbers become their code.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int):
         return str(value)
     return value
 
@@ -144,7 +148,7 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     alias: str
-    task: Literal["classification", "regression"]
+    task: str = Field(description="The ML task (params.yaml `task`).")
     run_id: str
     exported_at: str
     model_sha256: str

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..bundle import Champion, ModelNotReadyError, load_champion
 from ..contract import load_contract
 from ..errors import ProjectError
 from ..settings import Settings
 from .batching import MicroBatcher
-from .champion import Champion, ModelNotReadyError, load_champion
 from .prediction_log import PredictionLog
 from .schemas import RequestSchemas
 from .telemetry import Telemetry

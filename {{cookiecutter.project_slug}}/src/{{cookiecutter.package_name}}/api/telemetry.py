@@ -22,7 +22,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # A caller's own X-Request-Id is kept (to trace a request across services) when it is sane.
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+REQUEST_ID_FORMAT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -185,4 +185,4 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _client_request_id(scope: Scope) -> str | None:
     given = _header(scope, b"x-request-id")
-    return given if given is not None and REQUEST_ID.fullmatch(given) else None
+    return given if given is not None and REQUEST_ID_FORMAT.fullmatch(given) else None

@@ -18,7 +18,7 @@ async def model_info(champion: ChampionDep) -> ModelInfo:
         name=str(metadata.get("model_name", "")),
         version=champion.version,
         alias=str(metadata.get("alias", "")),
-        task=champion.task,
+        task=str(champion.task),
         run_id=str(metadata.get("run_id", "")),
         exported_at=str(metadata.get("exported_at", "")),
         model_sha256=str(metadata.get("model_sha256", "")),

@@ -16,8 +16,10 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from ..champion import Prediction
-from ..deps import API_KEY_HEADER, API_KEY_SECURITY, require_champion, verify_api_key
+from ...monitoring.records import prediction_record
+from ...settings import API_KEY_HEADER
+from ...task import Prediction
+from ..deps import API_KEY_SECURITY, require_champion, verify_api_key
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
 
@@ -58,21 +60,13 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
     raise _invalid("body must be a JSON object (one record) or an array of records", "type_error")
 
 
-def _answer(champion_task: str, predictions: list[Prediction]) -> list[dict[str, Any]]:
-    if champion_task == "classification":
-        return [
-            {"prediction": item.value, "probabilities": item.probabilities} for item in predictions
-        ]
-    return [{"prediction": item.value} for item in predictions]
-
-
-def _record_telemetry(state: ServiceState, task: str, predictions: list[Prediction]) -> None:
-    if task == "classification":
-        for label, count in Counter(str(item.value) for item in predictions).items():
-            state.telemetry.predicted_classes.labels(label).inc(count)
-    else:
-        for item in predictions:
+def _record_telemetry(state: ServiceState, predictions: list[Prediction]) -> None:
+    for item in predictions:
+        if item.probabilities is None:
             state.telemetry.predicted_values.observe(float(item.value))
+    classes = Counter(str(item.value) for item in predictions if item.probabilities is not None)
+    for label, count in classes.items():
+        state.telemetry.predicted_classes.labels(label).inc(count)
 
 
 def _log_entries(
@@ -86,14 +80,9 @@ def _log_entries(
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     version = state.champion.version
     return [
-        {
-            "timestamp": timestamp,
-            "request_id": request_id,
-            "row": index,
-            "model_version": version,
-            "features": dict(zip(names, row, strict=True)),
-            **answer,
-        }
+        prediction_record(
+            timestamp, request_id, index, version, dict(zip(names, row, strict=True)), answer
+        )
         for index, (row, answer) in enumerate(zip(rows, answers, strict=True))
     ]
 
@@ -132,9 +121,9 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
         records = _records(await request.body(), state.schemas)
         rows = state.schemas.rows(records)
         predictions = await state.batcher.predict(rows)
-        answers = _answer(champion.task, predictions)
+        answers = [champion.task.answer(item) for item in predictions]
         request_id: str = request.scope["state"]["request_id"]
-        _record_telemetry(state, champion.task, predictions)
+        _record_telemetry(state, predictions)
         state.prediction_log.append(_log_entries(state, request_id, rows, answers))
         body = {"model_version": champion.version, "request_id": request_id, "predictions": answers}
         return Response(orjson.dumps(body), media_type="application/json")

@@ -15,17 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import ProjectError
-from .settings import env_var_name
+from ..errors import NotificationError
+from ..settings import env_var_name
 
 TIMEOUT_S = 10
 WEBHOOK_VARIABLE = env_var_name(("monitor", "webhook_url"))
-
-
-class NotificationError(ProjectError):
-    """An alert could not be delivered."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)

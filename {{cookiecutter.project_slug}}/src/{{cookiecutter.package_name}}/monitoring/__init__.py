@@ -1,0 +1,1 @@
+"""Monitoring: windows of production traffic checked against the training data."""

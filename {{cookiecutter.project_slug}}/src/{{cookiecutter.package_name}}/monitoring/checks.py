@@ -1,0 +1,191 @@
+"""What `monitor` measures: drift per column (Evidently) and the model's quality with labels.
+
+Evidently's output is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..contract import Contract
+from ..errors import MonitoringInputError
+from ..settings import Settings
+from ..task import Task
+from .records import PREDICTION
+from .window import Window
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift test: Evidently's method, its score and threshold, and the verdict."""
+
+    column: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class PerformanceCheck:
+    """The primary metric on the labelled rows of the window against its value at evaluation."""
+
+    metric: str
+    current: float
+    at_evaluation: float
+    relative_drop: float
+    labelled_rows: int
+    degraded: bool
+
+
+def quality_report(window: Window, reference: Window, contract: Contract, task: Task) -> Any:
+    """Evidently's quality preset on the labelled rows vs the champion on its training data."""
+    from evidently import Dataset, Report
+
+    target = contract.target.name
+    classes = list(contract.target.allowed or [])
+    scored = window.probabilities is not None and reference.probabilities is not None
+    definition, preset, score = task.evidently_quality(target, PREDICTION, classes, scored)
+
+    def frame(part: Window) -> pd.DataFrame:
+        assert part.labels is not None  # noqa: S101 - only called with labels  # nosec B101
+        labelled = part.labels.notna()
+        result = pd.DataFrame({PREDICTION: task.labels(part.frame.loc[labelled, PREDICTION])})
+        result[target] = task.labels(part.labels[labelled]).to_numpy()
+        if score is not None and part.probabilities is not None:
+            result[score] = part.probabilities.loc[labelled, classes[-1]]
+        return result
+
+    return Report([preset]).run(
+        Dataset.from_pandas(frame(window), data_definition=definition),
+        Dataset.from_pandas(frame(reference), data_definition=definition),
+    )
+
+
+def _as_report_frame(frame: pd.DataFrame, contract: Contract, task: Task) -> pd.DataFrame:
+    columns = [*contract.feature_names, PREDICTION]
+    result = frame[columns].copy()
+    for column in contract.features:
+        if column.is_numeric:
+            # Plain float64: nullable Int64 columns break Evidently's correlation step.
+            result[column.name] = pd.to_numeric(result[column.name], errors="coerce").astype(float)
+        else:
+            # Text with NaN for missing: Evidently cannot count pandas' NA in category columns.
+            values = result[column.name]
+            result[column.name] = values.astype(str).where(values.notna(), np.nan)
+    if task.prediction_is_categorical:
+        result[PREDICTION] = result[PREDICTION].astype("string")
+    else:
+        result[PREDICTION] = pd.to_numeric(result[PREDICTION], errors="coerce").astype(float)
+    return result
+
+
+def _column_drifts(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:
+    scores = {metric["id"]: metric["value"] for metric in snapshot["metrics"]}
+    drifts: dict[str, ColumnDrift] = {}
+    for test in snapshot.get("tests", []):
+        params = test["metric_config"]["params"]
+        if not params.get("type", "").endswith(":ValueDrift"):
+            continue
+        column = params["column"]
+        score = scores.get(test["metric_config"]["metric_id"])
+        drifts[column] = ColumnDrift(
+            column=column,
+            method=str(params.get("method")),
+            score=float(score) if isinstance(score, int | float) else math.nan,
+            threshold=float(params.get("threshold") or math.nan),
+            drifted=str(test["status"]).rsplit(".", 1)[-1] == "FAIL",
+        )
+    return drifts
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Evidently's drift and data summary run: the snapshot to save and what it found."""
+
+    snapshot: Any
+    columns: dict[str, ColumnDrift]
+    missing_share: dict[str, float]
+
+
+def drift_report(
+    window: Window, reference: Window, contract: Contract, settings: Settings
+) -> DriftReport:
+    """Evidently's drift tests per feature and on the prediction, and a data summary."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+    monitor, task = settings.monitor, settings.task
+    current = _as_report_frame(window.frame, contract, task)
+    categorical = [c.name for c in contract.features if not c.is_numeric]
+    numerical = [c.name for c in contract.features if c.is_numeric]
+    (categorical if task.prediction_is_categorical else numerical).append(PREDICTION)
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    columns = [*contract.feature_names, PREDICTION]
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=columns,
+                drift_share=monitor.max_drifted_share,
+                num_method=monitor.numerical_test,
+                num_threshold=monitor.numerical_threshold,
+                cat_method=monitor.categorical_test,
+                cat_threshold=monitor.categorical_threshold,
+            ),
+            DataSummaryPreset(columns=columns),
+        ],
+        include_tests=True,
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(
+            _as_report_frame(reference.frame, contract, task), data_definition=definition
+        ),
+    )
+    missing = {name: float(current[name].isna().mean()) for name in contract.feature_names}
+    return DriftReport(snapshot, _column_drifts(snapshot.dict()), missing)
+
+
+def check_performance(
+    window: Window, settings: Settings, contract: Contract, metadata: dict[str, Any]
+) -> PerformanceCheck | None:
+    """The primary metric on the labelled rows, against the champion's held-out figure."""
+    if window.labels is None:
+        return None
+    labelled = window.labels.notna()
+    count = int(labelled.sum())
+    if count < settings.monitor.min_labelled_rows:
+        return None
+    metric = settings.evaluate.primary_metric
+    task = settings.task
+    truth = task.labels(window.labels[labelled])
+    predicted = task.labels(window.frame.loc[labelled, PREDICTION]).to_numpy()
+    classes = list(contract.target.allowed or [])
+    scores = (
+        None
+        if window.probabilities is None
+        else window.probabilities.loc[labelled, classes].to_numpy(dtype=float)
+    )
+    try:
+        figures = task.metrics_of(truth, predicted, scores, classes)
+    except ValueError as error:  # e.g. a single class among the labels: no ROC AUC
+        raise MonitoringInputError(
+            f"labels: cannot score {metric} on {count} labelled rows ({error}); "
+            "fix: supply labels covering every class, from logs written by this project's service"
+        ) from None
+    current = figures[metric]
+    at_evaluation = float(metadata["metrics"][metric])
+    relative_drop = task.relative_drop(metric, current, at_evaluation)
+    return PerformanceCheck(
+        metric=metric,
+        current=current,
+        at_evaluation=at_evaluation,
+        relative_drop=relative_drop,
+        labelled_rows=count,
+        degraded=relative_drop > settings.monitor.max_performance_drop,
+    )

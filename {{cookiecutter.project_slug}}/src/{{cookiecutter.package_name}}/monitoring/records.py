@@ -1,0 +1,43 @@
+"""The prediction record: one line of the service's prediction log.
+
+The service writes it (`api/routes/predict.py`), `monitor` and `retrain` read it, and label
+files join on its keys; every key is spelled here once. Light on purpose: the service imports it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+TIMESTAMP = "timestamp"
+REQUEST_ID = "request_id"
+ROW = "row"  # a prediction is one row of one request: (request_id, row) identifies it
+MODEL_VERSION = "model_version"
+FEATURES = "features"
+PREDICTION = "prediction"
+PROBABILITIES = "probabilities"
+LOG_PATTERN = "predictions-*.jsonl"
+
+
+def log_file_name(moment: datetime) -> str:
+    """The day's log file: named by UTC date, so name order is time order."""
+    return f"predictions-{moment:%Y-%m-%d}.jsonl"
+
+
+def prediction_record(
+    timestamp: str,
+    request_id: str,
+    row: int,
+    model_version: str,
+    features: dict[str, Any],
+    answer: dict[str, Any],
+) -> dict[str, Any]:
+    """One log line: who asked, what the model saw and what it answered (`Task.answer`)."""
+    return {
+        TIMESTAMP: timestamp,
+        REQUEST_ID: request_id,
+        ROW: row,
+        MODEL_VERSION: model_version,
+        FEATURES: features,
+        **answer,
+    }

@@ -1,0 +1,191 @@
+"""The rows `monitor` checks: the prediction log's latest window, a CSV batch, their labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..bundle import Champion
+from ..contract import Contract
+from ..errors import MonitoringInputError
+from ..settings import Settings
+from ..tabular import DataFileError, read_table, read_table_sample
+from .records import FEATURES, LOG_PATTERN, PREDICTION, PROBABILITIES, REQUEST_ID, ROW
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows under test: contract features, the model's answers and, if known, the truth."""
+
+    frame: pd.DataFrame
+    source: str
+    rows_available: int
+    probabilities: pd.DataFrame | None = None
+    labels: pd.Series | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _log_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise MonitoringInputError(
+            f"{path}: no prediction log here; fix: serve some predictions first "
+            "(`make demo`, or `simulate --url`), or pass a CSV batch with --data"
+        )
+    # Files are named by UTC date, so name order is time order.
+    return sorted(path.glob(LOG_PATTERN))
+
+
+def _parse_log_line(line: str, path: Path, number: int, names: list[str]) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+        features = entry[FEATURES]
+        prediction = entry[PREDICTION]
+    except (ValueError, KeyError, TypeError) as error:
+        problem = f"missing key {error}" if isinstance(error, KeyError) else "not a JSON object"
+        raise MonitoringInputError(
+            f"{path}:{number}: not a prediction log line ({problem}); "
+            "fix: point --log at the service's prediction_log_dir, or remove the line"
+        ) from None
+    missing = [name for name in names if name not in features]
+    if missing:
+        raise MonitoringInputError(
+            f"{path}:{number}: logged features lack {', '.join(missing[:5])} of the contract; "
+            "fix: monitor only logs of a model served with this contract"
+        )
+    return {
+        **{name: features[name] for name in names},
+        PREDICTION: prediction,
+        REQUEST_ID: entry.get(REQUEST_ID),
+        ROW: entry.get(ROW, 0),
+        PROBABILITIES: entry.get(PROBABILITIES),
+    }
+
+
+def read_log_window(path: Path, contract: Contract, window_rows: int) -> Window:
+    """The latest `window_rows` logged predictions under `path` (a log folder or one file)."""
+    names = contract.feature_names
+    files = _log_files(path)
+    chunks: list[list[dict[str, Any]]] = []
+    kept = 0
+    for log_file in reversed(files):  # newest first, until the window is full
+        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        entries = [
+            _parse_log_line(line, log_file, number, names)
+            for number, line in enumerate(lines, start=1)
+            if line.strip()
+        ]
+        chunks.append(entries)
+        kept += len(entries)
+        if kept >= window_rows:
+            break
+    entries = [entry for chunk in reversed(chunks) for entry in chunk][-window_rows:]
+    if not entries:
+        raise MonitoringInputError(
+            f"{path}: the prediction log is empty; fix: serve some predictions first, "
+            "or pass a CSV batch with --data"
+        )
+    frame = pd.DataFrame(entries)
+    probabilities = None
+    if frame[PROBABILITIES].notna().all():
+        probabilities = pd.DataFrame(list(frame[PROBABILITIES]), index=frame.index)
+    frame = frame.drop(columns=PROBABILITIES)
+    return Window(frame, str(path), kept, probabilities)
+
+
+def read_batch_window(
+    path: Path, contract: Contract, champion: Champion, max_rows: int, seed: int
+) -> Window:
+    """A CSV batch: its features, the champion's answers, and its target column if present.
+
+    Above `max_rows` rows, a seeded uniform sample drawn while reading: time and memory stay
+    bounded whatever the file holds.
+    """
+    try:
+        frame, rows_in_file = read_table_sample(path, contract, max_rows, seed)
+    except DataFileError as error:
+        raise MonitoringInputError(str(error)) from None
+    missing = [name for name in contract.feature_names if name not in frame.columns]
+    if missing:
+        raise MonitoringInputError(
+            f"{path}: missing contract columns {', '.join(missing)}; "
+            "fix: supply every feature the contract names"
+        )
+    if frame.empty:
+        raise MonitoringInputError(f"{path}: no rows; fix: supply a batch with data rows")
+    window = frame[contract.feature_names].copy()
+    predictions, probabilities = predict(champion, window)
+    window[PREDICTION] = predictions
+    labels = frame[contract.target.name] if contract.target.name in frame.columns else None
+    notes: tuple[str, ...] = ()
+    if rows_in_file > len(window):
+        notes = (
+            f"the batch's {rows_in_file} rows were sampled to {len(window)} while reading "
+            "(monitor.max_rows, seeded) to bound time and memory",
+        )
+    return Window(window, str(path), rows_in_file, probabilities, labels, notes)
+
+
+def predict(champion: Champion, frame: pd.DataFrame) -> tuple[list[Any], pd.DataFrame | None]:
+    """The champion's answers for `frame`, through the service's own code, as log columns."""
+    predictions = champion.predict_frame(frame)
+    values = [item.value for item in predictions]
+    if not predictions or predictions[0].probabilities is None:
+        return values, None
+    probabilities = [item.probabilities for item in predictions]
+    return values, pd.DataFrame(probabilities, index=frame.index)
+
+
+def attach_labels(window: Window, labels_path: Path, target: str) -> Window:
+    """Join a label file (request_id, row, <target>) onto the window's logged predictions."""
+    try:
+        labels = read_table(labels_path)
+    except DataFileError as error:
+        raise MonitoringInputError(str(error)) from None
+    missing = [column for column in (REQUEST_ID, target) if column not in labels.columns]
+    if missing:
+        raise MonitoringInputError(
+            f"{labels_path}: label file lacks column(s) {', '.join(missing)}; "
+            f"fix: give it the columns {REQUEST_ID}, {ROW} (optional, default 0) and {target}"
+        )
+    if REQUEST_ID not in window.frame.columns:
+        raise MonitoringInputError(
+            f"{labels_path}: labels join on request ids, which a CSV batch has none of; "
+            f"fix: put the {target} column in the batch itself"
+        )
+    if ROW not in labels.columns:
+        labels[ROW] = 0
+    keys = labels[[REQUEST_ID, ROW]].astype({REQUEST_ID: str, ROW: int})
+    truth = pd.Series(labels[target].to_numpy(), index=pd.MultiIndex.from_frame(keys))
+    truth = truth[~truth.index.duplicated(keep="last")]
+    window_keys = pd.MultiIndex.from_frame(
+        window.frame[[REQUEST_ID, ROW]].astype({REQUEST_ID: str, ROW: int})
+    )
+    joined = pd.Series(truth.reindex(window_keys).to_numpy(), index=window.frame.index)
+    if joined.notna().sum() == 0:
+        raise MonitoringInputError(
+            f"{labels_path}: none of its {len(labels)} labels matches a prediction in the window; "
+            "fix: label predictions from this log (same request ids)"
+        )
+    return replace(window, labels=joined)
+
+
+def read_reference(settings: Settings, contract: Contract, champion: Champion) -> Window:
+    """The training pool, with the champion's answers on it: the reference for every check."""
+    path = settings.data.train_path
+    if not path.is_file():
+        raise MonitoringInputError(
+            f"{path}: reference (training) data not found; fix: run the pipeline (`dvc repro`)"
+        )
+    try:
+        frame = read_table(path, contract)
+    except DataFileError as error:
+        raise MonitoringInputError(str(error)) from None
+    reference = frame[contract.feature_names].copy()
+    reference[PREDICTION], probabilities = predict(champion, reference)
+    return Window(reference, str(path), len(reference), probabilities, frame[contract.target.name])

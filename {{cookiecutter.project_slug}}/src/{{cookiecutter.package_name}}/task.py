@@ -1,0 +1,387 @@
+"""The ML task: everything that differs between classification and regression, in one place.
+
+One object per task answers every task-specific question the stages ask: which metrics exist and
+which way each improves, which estimators fit, how folds are drawn, how a model is scored and
+answers, which plots evaluation draws, what the behavioural tests check and how Evidently sees
+the prediction. Nothing outside this module compares task names; adding a task is one class
+here (plus a sample dataset and its contract).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .metrics import BINARY, classification_metrics, regression_metrics
+from .monitoring.records import PREDICTION, PROBABILITIES
+
+if TYPE_CHECKING:
+    from .contract import Contract
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One record's answer: a class with its probabilities, or a number."""
+
+    value: str | float
+    probabilities: dict[str, float] | None = None
+
+
+class Task(ABC):
+    """What a task decides; each subclass is one task."""
+
+    name: ClassVar[str]
+    # Metric name -> whether a larger value is better.
+    metrics: ClassVar[dict[str, bool]]
+    # params.yaml estimator name -> "module:Class".
+    estimators: ClassVar[dict[str, str]]
+    # How Evidently treats the prediction column in drift reports.
+    prediction_is_categorical: ClassVar[bool]
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger value of `metric` means a better model."""
+        return self.metrics[metric]
+
+    def is_better(self, metric: str, challenger: float, champion: float, margin: float) -> bool:
+        """Whether `challenger` beats `champion` on `metric` by at least `margin`."""
+        if self.higher_is_better(metric):
+            return challenger >= champion + margin and challenger > champion
+        return challenger <= champion - margin and challenger < champion
+
+    def meets_threshold(self, metric: str, value: float, threshold: float) -> bool:
+        """Whether `value` is on the good side of `threshold` (inclusive)."""
+        return value >= threshold if self.higher_is_better(metric) else value <= threshold
+
+    def relative_drop(self, metric: str, current: float, reference: float) -> float:
+        """How much worse `current` is than `reference`, as a share (negative: better)."""
+        worse = reference - current if self.higher_is_better(metric) else current - reference
+        return worse / abs(reference) if reference else worse
+
+    @abstractmethod
+    def stratify(self, target: str) -> str | None:
+        """The column a random split keeps the proportions of, if any."""
+
+    @abstractmethod
+    def folds(self, count: int, seed: int) -> Any:
+        """A scikit-learn cross-validation splitter."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def score(
+        self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
+    ) -> dict[str, float]:
+        """Every metric of the task for a fitted model on `inputs`."""
+        return self.metrics_of(target, model.predict(inputs), self.scores(model, inputs), classes)
+
+    @abstractmethod
+    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+        """Class probabilities (columns in the model's class order), or None."""
+
+    @abstractmethod
+    def metrics_of(
+        self,
+        target: pd.Series,
+        predicted: np.ndarray[Any, Any],
+        scores: np.ndarray[Any, Any] | None,
+        classes: Sequence[str],
+    ) -> dict[str, float]:
+        """Every metric of the task from true values, predictions and class probabilities."""
+
+    @abstractmethod
+    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
+        """The model's answers for `inputs`, in order."""
+
+    @abstractmethod
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        """One prediction as the API returns it and the prediction log stores it."""
+
+    @abstractmethod
+    def labels(self, values: pd.Series) -> pd.Series:
+        """True or predicted target values in the form metrics compare them."""
+
+    @abstractmethod
+    def plots(
+        self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+        """Evaluation figures by name, and the tables DVC plots draw from, by file stem."""
+
+    @abstractmethod
+    def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
+        """The number a directional test follows: the positive class, or the target itself."""
+
+    @abstractmethod
+    def output(
+        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        """The model's `signal` for `inputs`: a probability or a predicted value."""
+
+    @abstractmethod
+    def typical_cases(
+        self, model: Any, train: pd.DataFrame, contract: Contract
+    ) -> list[tuple[str, bool, str]]:
+        """Minimum-functionality checks: (name, passed, detail) for typical training cases."""
+
+    @abstractmethod
+    def unchanged(
+        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
+    ) -> float:
+        """The share of predictions that noise left unchanged (`spread`: the target's std)."""
+
+    @abstractmethod
+    def evidently_quality(
+        self, target: str, prediction: str, classes: Sequence[str], scored: bool
+    ) -> tuple[Any, Any, str | None]:
+        """Evidently's data definition and preset for model quality, and the score column."""
+
+
+def _typical_frame(members: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """One row: the median of every numeric feature, a member's categories otherwise."""
+    names = contract.feature_names
+    typical = members[names].median(numeric_only=True).to_frame().T
+    case = members[names].head(1).copy()
+    case[typical.columns] = typical.to_numpy()
+    return case
+
+
+class Classification(Task):
+    """A category target; probabilities for every class; a binary task's last class is positive."""
+
+    name = "classification"
+    metrics: ClassVar[dict[str, bool]] = {
+        "accuracy": True,
+        "f1": True,
+        "precision": True,
+        "recall": True,
+        "roc_auc": True,
+    }
+    estimators: ClassVar[dict[str, str]] = {
+        "logistic_regression": "sklearn.linear_model:LogisticRegression",
+        "random_forest": "sklearn.ensemble:RandomForestClassifier",
+        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingClassifier",
+    }
+    prediction_is_categorical = True
+
+    def stratify(self, target: str) -> str | None:
+        return target
+
+    def folds(self, count: int, seed: int) -> Any:
+        from sklearn.model_selection import StratifiedKFold
+
+        return StratifiedKFold(count, shuffle=True, random_state=seed)
+
+    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+        return np.asarray(model.predict_proba(inputs))
+
+    def metrics_of(
+        self,
+        target: pd.Series,
+        predicted: np.ndarray[Any, Any],
+        scores: np.ndarray[Any, Any] | None,
+        classes: Sequence[str],
+    ) -> dict[str, float]:
+        if scores is None:
+            raise ValueError("classification metrics need class probabilities")
+        return classification_metrics(target, predicted, scores, classes)
+
+    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
+        probabilities = pipeline.predict_proba(inputs)
+        classes = [str(label) for label in pipeline.classes_]
+        return [
+            Prediction(classes[int(row.argmax())], dict(zip(classes, row.tolist(), strict=True)))
+            for row in probabilities
+        ]
+
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        return {PREDICTION: prediction.value, PROBABILITIES: prediction.probabilities}
+
+    def labels(self, values: pd.Series) -> pd.Series:
+        return values.astype(str)
+
+    def plots(
+        self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+        import matplotlib.pyplot as plt
+        from sklearn import metrics
+
+        scores = model.predict_proba(inputs)
+        order = [str(label) for label in model.classes_]
+        confusion = metrics.ConfusionMatrixDisplay.from_predictions(
+            target, model.predict(inputs), labels=list(classes)
+        )
+        roc_figure, roc_axes = plt.subplots(figsize=(6, 5))
+        pr_figure, pr_axes = plt.subplots(figsize=(6, 5))
+        curves = []
+        # One curve per class against the rest; a binary target's positive class alone.
+        for label in classes[-1:] if len(classes) == BINARY else classes:
+            truth, column = target == label, scores[:, order.index(label)]
+            roc = metrics.RocCurveDisplay.from_predictions(truth, column, name=label, ax=roc_axes)
+            metrics.PrecisionRecallDisplay.from_predictions(truth, column, name=label, ax=pr_axes)
+            curves.append(pd.DataFrame({"fpr": roc.fpr, "tpr": roc.tpr, "class": label}))
+        rows = f"{len(target)} held-out rows"
+        confusion.ax_.set_title(f"Confusion matrix, {rows}")
+        roc_axes.set_title(f"ROC, one class vs the rest, {rows}")
+        pr_axes.set_title(f"Precision-recall, one class vs the rest, {rows}")
+        figures = {
+            "confusion_matrix": confusion.figure_,
+            "roc_curve": roc_figure,
+            "precision_recall": pr_figure,
+        }
+        return figures, {"roc": pd.concat(curves, ignore_index=True)}
+
+    def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
+        return (target == classes[-1]).astype(float)
+
+    def output(
+        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        column = list(model.classes_).index(classes[-1])
+        return np.asarray(model.predict_proba(inputs)[:, column])
+
+    def typical_cases(
+        self, model: Any, train: pd.DataFrame, contract: Contract
+    ) -> list[tuple[str, bool, str]]:
+        checks = []
+        for label in contract.target.allowed or []:
+            members = train[train[contract.target.name] == label]
+            predicted = str(model.predict(_typical_frame(members, contract))[0])
+            checks.append((f"typical {label} case", predicted == label, f"predicted {predicted}"))
+        return checks
+
+    def unchanged(
+        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
+    ) -> float:
+        return float(np.mean(before == after))
+
+    def evidently_quality(
+        self, target: str, prediction: str, classes: Sequence[str], scored: bool
+    ) -> tuple[Any, Any, str | None]:
+        from evidently import BinaryClassification, DataDefinition, MulticlassClassification
+        from evidently.presets import ClassificationPreset
+
+        binary = len(classes) == BINARY
+        score = f"score_{classes[-1]}" if binary and scored else None
+        kind: Any = (
+            BinaryClassification(
+                target=target,
+                prediction_labels=prediction,
+                prediction_probas=score,
+                pos_label=classes[-1],
+            )
+            if binary
+            else MulticlassClassification(target=target, prediction_labels=prediction)
+        )
+        definition = DataDefinition(
+            categorical_columns=[target, prediction],
+            numerical_columns=[score] if score else [],
+            classification=[kind],
+        )
+        return definition, ClassificationPreset(), score
+
+
+class Regression(Task):
+    """A numeric target; one predicted value per record."""
+
+    name = "regression"
+    metrics: ClassVar[dict[str, bool]] = {"r2": True, "rmse": False, "mae": False}
+    estimators: ClassVar[dict[str, str]] = {
+        "ridge": "sklearn.linear_model:Ridge",
+        "random_forest": "sklearn.ensemble:RandomForestRegressor",
+        "gradient_boosting": "sklearn.ensemble:HistGradientBoostingRegressor",
+    }
+    prediction_is_categorical = False
+    # The usual range a typical case's prediction must fall in (target quantiles).
+    usual_range = (0.05, 0.95)
+
+    def stratify(self, target: str) -> str | None:
+        return None
+
+    def folds(self, count: int, seed: int) -> Any:
+        from sklearn.model_selection import KFold
+
+        return KFold(count, shuffle=True, random_state=seed)
+
+    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+        return None
+
+    def metrics_of(
+        self,
+        target: pd.Series,
+        predicted: np.ndarray[Any, Any],
+        scores: np.ndarray[Any, Any] | None,
+        classes: Sequence[str],
+    ) -> dict[str, float]:
+        return regression_metrics(target, np.asarray(predicted, dtype=float))
+
+    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
+        return [Prediction(float(value)) for value in pipeline.predict(inputs)]
+
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        return {PREDICTION: prediction.value}
+
+    def labels(self, values: pd.Series) -> pd.Series:
+        return pd.to_numeric(values).astype(float)
+
+    def plots(
+        self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+        from sklearn import metrics
+
+        residuals = metrics.PredictionErrorDisplay.from_predictions(
+            target, model.predict(inputs), kind="residual_vs_predicted"
+        )
+        return {"residuals": residuals.figure_}, {}
+
+    def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
+        return pd.to_numeric(target).astype(float)
+
+    def output(
+        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        return np.asarray(model.predict(inputs), dtype=float)
+
+    def typical_cases(
+        self, model: Any, train: pd.DataFrame, contract: Contract
+    ) -> list[tuple[str, bool, str]]:
+        target = train[contract.target.name]
+        low, high = (float(target.quantile(share)) for share in self.usual_range)
+        value = float(model.predict(_typical_frame(train, contract))[0])
+        return [
+            (
+                "typical case in the usual range",
+                low <= value <= high,
+                f"{value:.2f} in [{low:.2f}, {high:.2f}]",
+            )
+        ]
+
+    def unchanged(
+        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
+    ) -> float:
+        # A change under 5% of the target's spread is no change in what the model says.
+        return float(np.mean(np.abs(before - after) <= spread * 0.05))
+
+    def evidently_quality(
+        self, target: str, prediction: str, classes: Sequence[str], scored: bool
+    ) -> tuple[Any, Any, str | None]:
+        from evidently import DataDefinition
+        from evidently import Regression as RegressionTask
+        from evidently.presets import RegressionPreset
+
+        definition = DataDefinition(
+            numerical_columns=[target, prediction],
+            regression=[RegressionTask(target=target, prediction=prediction)],
+        )
+        return definition, RegressionPreset(), None
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (Classification(), Regression())}
+
+
+def task_named(name: str) -> Task:
+    """The task called `name` (params.yaml's `task`)."""
+    return TASKS[name]
