@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .contract import Contract
+from .errors import ProjectError
+from .settings import DirectionalSettings
 from .task import Task
 
 NOISE_SHARE_OF_STD = 0.01
@@ -31,16 +33,28 @@ class BehaviouralResult:
     detail: str
 
 
-def _strongest_feature(
-    train: pd.DataFrame, contract: Contract, signal: pd.Series
-) -> tuple[str, float]:
+def directional_case(
+    train: pd.DataFrame, contract: Contract, signal: pd.Series, choice: DirectionalSettings
+) -> tuple[str, float] | str:
+    """The feature and sign the directional test follows, or why there is no such test."""
+    if choice.feature == "off":
+        return f"off in params.yaml: {choice.reason}"
+    numeric = [column.name for column in contract.features if column.is_numeric]
+    if choice.feature != "auto" and choice.feature not in numeric:
+        raise ProjectError(
+            f"evaluate.directional.feature {choice.feature!r} is not a numeric feature of the "
+            f"contract; fix: use one of {', '.join(numeric) or '(none)'}, auto or off"
+        )
+    if not numeric:
+        return "no numeric feature to raise"
     correlations = {
-        column.name: float(train[column.name].corr(signal, method="spearman"))
-        for column in contract.features
-        if column.is_numeric
+        name: float(train[name].corr(signal, method="spearman"))
+        for name in ([choice.feature] if choice.feature != "auto" else numeric)
     }
-    name = max(correlations, key=lambda key: abs(correlations[key]))
-    return name, float(np.sign(correlations[name]))
+    name = max(correlations, key=lambda key: abs(np.nan_to_num(correlations[key])))
+    if choice.direction != "auto":
+        return name, 1.0 if choice.direction == "up" else -1.0
+    return name, float(np.sign(np.nan_to_num(correlations[name])) or 1.0)
 
 
 def run_behavioural_tests(
@@ -49,6 +63,7 @@ def run_behavioural_tests(
     test: pd.DataFrame,
     contract: Contract,
     task: Task,
+    directional: DirectionalSettings,
 ) -> list[BehaviouralResult]:
     """Run the three kinds of test on `test` rows, using `train` to pick cases and features."""
     target = contract.target.name
@@ -80,7 +95,11 @@ def run_behavioural_tests(
     )
 
     # Direction: raising the strongest feature moves predictions its way (or not at all).
-    feature, sign = _strongest_feature(train, contract, signal)
+    case = directional_case(train, contract, signal, directional)
+    if isinstance(case, str):
+        results.append(BehaviouralResult("directional test", "directional", True, case))
+        return results
+    feature, sign = case
     raised = inputs.copy()
     raised[feature] = raised[feature] + float(train[feature].std())
     change = (task.output(model, raised, classes) - task.output(model, inputs, classes)) * sign

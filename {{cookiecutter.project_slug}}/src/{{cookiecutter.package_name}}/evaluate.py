@@ -13,6 +13,7 @@ from .behavioral import BehaviouralResult, run_behavioural_tests
 from .bundle import MODEL_FILE, model_inputs
 from .contract import Contract
 from .errors import QualityGateError
+from .prepare import split_off
 from .settings import Settings
 from .tabular import read_table
 from .tracking import configure, reported_failures
@@ -21,6 +22,7 @@ from .train import SERVING_ARTIFACTS, TrainResult
 # Where the run keeps its evaluation, and the version tags the promotion gate reads.
 EVALUATION_ARTIFACTS = "evaluation"
 METRIC_TAG_PREFIX = "test_"
+BASELINE_TAG_PREFIX = "baseline_"
 GATE_TAG = "passed_quality_gate"
 
 
@@ -30,6 +32,7 @@ class Evaluation:
 
     model_version: str
     metrics: dict[str, float]
+    baseline: dict[str, float]
     threshold_failures: list[str]
     behavioural: list[BehaviouralResult]
 
@@ -50,10 +53,20 @@ def load_serving_model(run_id: str) -> Any:
     return joblib.load(local / MODEL_FILE)
 
 
-def threshold_failures(settings: Settings, metrics: dict[str, float]) -> list[str]:
-    """One sentence per threshold missed, with both figures."""
+def threshold_failures(
+    settings: Settings, metrics: dict[str, float], baseline: dict[str, float]
+) -> list[str]:
+    """One sentence per bar missed (the baseline's, then each threshold), with the figures."""
     failures = []
     task = settings.task
+    metric, wanted = settings.evaluate.primary_metric, settings.evaluate.min_gain_over_baseline
+    gain = task.gain(metric, metrics[metric], baseline[metric])
+    if gain < wanted:
+        failures.append(
+            f"{metric} {metrics[metric]:.4f} closes {gain:.0%} of the gap between a baseline that "
+            f"ignores the inputs ({baseline[metric]:.4f}) and a perfect score; "
+            f"evaluate.min_gain_over_baseline asks for {wanted:.0%}"
+        )
     for metric, threshold in settings.evaluate.thresholds.items():
         if not task.meets_threshold(metric, metrics[metric], threshold):
             side = "below" if task.higher_is_better(metric) else "above"
@@ -96,6 +109,28 @@ def _plots(
     return paths
 
 
+def assess(settings: Settings, contract: Contract, model: Any, version: str) -> Evaluation:
+    """Held-out metrics, a baseline's on the same rows, the bars and the behavioural tests."""
+    task, classes = settings.task, list(contract.target.allowed or [])
+    test = read_table(settings.data.test_path, contract)
+    inputs, target = model_inputs(test, contract), test[contract.target.name]
+    metrics = task.score(model, inputs, target, classes)
+    pool = read_table(settings.data.train_path, contract)
+    # The training part exactly as `train` split it: the baseline never sees held-out rows.
+    fitted_on, _ = split_off(
+        pool, settings.train.test_fraction, settings.train.seed, task.stratify(str(target.name))
+    )
+    baseline_model = task.baseline().fit(model_inputs(fitted_on, contract), fitted_on[target.name])
+    baseline = task.score(baseline_model, inputs, target, classes)
+    pool[contract.feature_names] = model_inputs(pool, contract)
+    test[contract.feature_names] = inputs
+    behavioural = run_behavioural_tests(
+        model, pool, test, contract, task, settings.evaluate.directional
+    )
+    failures = threshold_failures(settings, metrics, baseline)
+    return Evaluation(version, metrics, baseline, failures, behavioural)
+
+
 @reported_failures("evaluating")
 def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     """Score the latest trained model on its held-out split; raise if it fails the gate."""
@@ -104,21 +139,15 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     import mlflow
 
     model = load_serving_model(trained.run_id)
+    evaluation = assess(settings, contract, model, trained.model_version)
+    metrics, behavioural = evaluation.metrics, evaluation.behavioural
     test = read_table(settings.data.test_path, contract)
     inputs, target = model_inputs(test, contract), test[contract.target.name]
-    metrics = settings.task.score(model, inputs, target, list(contract.target.allowed or []))
-    train_pool = read_table(settings.data.train_path, contract)
-    train_pool[contract.feature_names] = model_inputs(train_pool, contract)
-    test[contract.feature_names] = inputs
-    behavioural = run_behavioural_tests(model, train_pool, test, contract, settings.task)
-    evaluation = Evaluation(
-        trained.model_version, metrics, threshold_failures(settings, metrics), behavioural
-    )
-
     report_dir = settings.evaluate.report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
-    summary = {**metrics, "passed": evaluation.passed}
+    baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
+    summary = {**metrics, **baseline, "passed": evaluation.passed}
     settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
     results = [asdict(test) for test in behavioural]
     settings.evaluate.behavioural_file.write_text(json.dumps(results, indent=2) + "\n")
@@ -133,6 +162,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     client = mlflow.MlflowClient()
     for key, value in {
         **{METRIC_TAG_PREFIX + k: f"{v:.6f}" for k, v in metrics.items()},
+        **{k: f"{v:.6f}" for k, v in baseline.items()},
         GATE_TAG: str(evaluation.passed).lower(),
     }.items():
         client.set_model_version_tag(trained.model_name, trained.model_version, key, value)

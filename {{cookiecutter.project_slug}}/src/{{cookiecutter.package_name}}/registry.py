@@ -18,7 +18,7 @@ from typing import Any
 from . import tracking
 from .bundle import CARD_FILE, install, read_metadata, write_metadata
 from .errors import ProjectError
-from .evaluate import EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
+from .evaluate import BASELINE_TAG_PREFIX, EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
 from .settings import BEHAVIOURAL_FILE, Settings
 from .tracking import reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
@@ -63,6 +63,14 @@ def _test_metric(version: Any, metric: str) -> float:
     return float(value)
 
 
+def _tagged(version: Any, prefix: str) -> dict[str, float]:
+    return {
+        key.removeprefix(prefix): float(value)
+        for key, value in version.tags.items()
+        if key.startswith(prefix)
+    }
+
+
 def export_champion(client: Any, settings: Settings, version: Any) -> Path:
     """Replace the export folder with `version`'s serving bundle, metadata and model card."""
     import mlflow
@@ -85,11 +93,8 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "alias": settings.registry.champion_alias,
             "run_id": version.run_id,
             "task": str(settings.task),
-            "metrics": {
-                k.removeprefix(METRIC_TAG_PREFIX): float(v)
-                for k, v in version.tags.items()
-                if k.startswith(METRIC_TAG_PREFIX)
-            },
+            "metrics": _tagged(version, METRIC_TAG_PREFIX),
+            "baseline": _tagged(version, BASELINE_TAG_PREFIX),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_metadata(staging, metadata)
@@ -112,10 +117,13 @@ def model_card(
     settings: Settings, metadata: dict[str, Any], run: Any, behavioural: list[dict[str, Any]]
 ) -> str:
     """A markdown model card from the registry and the version's evaluation."""
+    thresholds, baseline = settings.evaluate.thresholds, metadata.get("baseline", {})
     threshold_rows = "\n".join(
-        f"| {metric} | {metadata['metrics'].get(metric, float('nan')):.4f} | {threshold} |"
-        for metric, threshold in settings.evaluate.thresholds.items()
+        f"| {metric} | {value:.4f} | {baseline.get(metric, float('nan')):.4f} "
+        f"| {thresholds.get(metric, '-')} |"
+        for metric, value in metadata["metrics"].items()
     )
+    gain = settings.evaluate.min_gain_over_baseline
     behaviour_rows = "\n".join(
         f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
         f"| {test['detail']} |"
@@ -136,10 +144,15 @@ def model_card(
 
 {params}
 
-## Held-out metrics against the thresholds
+## Held-out metrics against the bars
 
-| metric | value | threshold |
-|---|---|---|
+The baseline ignores the inputs (majority class or mean value), fitted on the same training
+rows and scored on the same held-out rows. The gate asks the primary metric
+(`{settings.evaluate.primary_metric}`) to close at least {gain:.0%} of the gap between the
+baseline and a perfect score, and every threshold to be met.
+
+| metric | value | baseline | threshold |
+|---|---|---|---|
 {threshold_rows}
 
 ## Behavioural tests

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -86,13 +86,39 @@ class TrainSettings(Section):
     run_file: Path
 
 
+class DirectionalSettings(Section):
+    """The directional behavioural test: which feature, which way, or off (and why)."""
+
+    # auto: the numeric feature most correlated with the target; or a numeric feature's name;
+    # or off, when every candidate is confounded (the reason goes in the model card).
+    feature: str = Field(default="auto", min_length=1)
+    # auto: the way that feature correlates with the target in the training data.
+    direction: Literal["auto", "up", "down"] = "auto"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _check_reason(self) -> Self:
+        if self.feature == "off" and not self.reason.strip():
+            raise ValueError(
+                "evaluate.directional.feature is off but no reason is given; fix: set "
+                "evaluate.directional.reason (it is recorded in the model card)"
+            )
+        return self
+
+
 class EvaluateSettings(Section):
     """Quality bar: thresholds every model must meet, and the metric champions compete on."""
 
     primary_metric: str
-    thresholds: dict[str, float]
+    # Absolute bars, tuned to the data; optional (empty: only the baseline bar applies).
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    # The bar that means something on any data: the primary metric must beat a baseline that
+    # ignores the inputs (majority class, mean value) on the same held-out rows by this share
+    # of the distance to a perfect score.
+    min_gain_over_baseline: float = Field(default=0.1, ge=0, lt=1)
     promotion_margin: float = Field(ge=0)
     report_dir: Path
+    directional: DirectionalSettings = Field(default_factory=DirectionalSettings)
 
     @property
     def metrics_file(self) -> Path:

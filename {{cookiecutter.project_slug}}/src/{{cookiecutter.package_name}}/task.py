@@ -23,6 +23,8 @@ from .monitoring.records import PREDICTION, PROBABILITIES
 if TYPE_CHECKING:
     from .contract import Contract
 
+Array = np.ndarray[Any, Any]
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -57,6 +59,17 @@ class Task(ABC):
         """Whether `value` is on the good side of `threshold` (inclusive)."""
         return value >= threshold if self.higher_is_better(metric) else value <= threshold
 
+    def gain(self, metric: str, value: float, baseline: float) -> float:
+        """The share of the distance from `baseline` to a perfect score that `value` closes."""
+        perfect = 0.0 if not self.higher_is_better(metric) else 1.0
+        better = value - baseline if self.higher_is_better(metric) else baseline - value
+        distance = abs(perfect - baseline)
+        return better / distance if distance else (1.0 if better >= 0 else -1.0)
+
+    @abstractmethod
+    def baseline(self) -> Any:
+        """An estimator that ignores the inputs: what any model must beat."""
+
     def relative_drop(self, metric: str, current: float, reference: float) -> float:
         """How much worse `current` is than `reference`, as a share (negative: better)."""
         worse = reference - current if self.higher_is_better(metric) else current - reference
@@ -80,16 +93,12 @@ class Task(ABC):
         return self.metrics_of(target, model.predict(inputs), self.scores(model, inputs), classes)
 
     @abstractmethod
-    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
         """Class probabilities (columns in the model's class order), or None."""
 
     @abstractmethod
     def metrics_of(
-        self,
-        target: pd.Series,
-        predicted: np.ndarray[Any, Any],
-        scores: np.ndarray[Any, Any] | None,
-        classes: Sequence[str],
+        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
     ) -> dict[str, float]:
         """Every metric of the task from true values, predictions and class probabilities."""
 
@@ -116,9 +125,7 @@ class Task(ABC):
         """The number a directional test follows: the positive class, or the target itself."""
 
     @abstractmethod
-    def output(
-        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
-    ) -> np.ndarray[Any, Any]:
+    def output(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array:
         """The model's `signal` for `inputs`: a probability or a predicted value."""
 
     @abstractmethod
@@ -128,9 +135,7 @@ class Task(ABC):
         """Minimum-functionality checks: (name, passed, detail) for typical training cases."""
 
     @abstractmethod
-    def unchanged(
-        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
-    ) -> float:
+    def unchanged(self, before: Array, after: Array, spread: float) -> float:
         """The share of predictions that noise left unchanged (`spread`: the target's std)."""
 
     @abstractmethod
@@ -175,15 +180,17 @@ class Classification(Task):
 
         return StratifiedKFold(count, shuffle=True, random_state=seed)
 
-    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+    def baseline(self) -> Any:
+        from sklearn.dummy import DummyClassifier
+
+        # The majority class, with the training prior as every record's probabilities.
+        return DummyClassifier(strategy="prior")
+
+    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
         return np.asarray(model.predict_proba(inputs))
 
     def metrics_of(
-        self,
-        target: pd.Series,
-        predicted: np.ndarray[Any, Any],
-        scores: np.ndarray[Any, Any] | None,
-        classes: Sequence[str],
+        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
     ) -> dict[str, float]:
         if scores is None:
             raise ValueError("classification metrics need class probabilities")
@@ -237,9 +244,7 @@ class Classification(Task):
     def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
         return (target == classes[-1]).astype(float)
 
-    def output(
-        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
-    ) -> np.ndarray[Any, Any]:
+    def output(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array:
         column = list(model.classes_).index(classes[-1])
         return np.asarray(model.predict_proba(inputs)[:, column])
 
@@ -253,9 +258,7 @@ class Classification(Task):
             checks.append((f"typical {label} case", predicted == label, f"predicted {predicted}"))
         return checks
 
-    def unchanged(
-        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
-    ) -> float:
+    def unchanged(self, before: Array, after: Array, spread: float) -> float:
         return float(np.mean(before == after))
 
     def evidently_quality(
@@ -306,15 +309,16 @@ class Regression(Task):
 
         return KFold(count, shuffle=True, random_state=seed)
 
-    def scores(self, model: Any, inputs: pd.DataFrame) -> np.ndarray[Any, Any] | None:
+    def baseline(self) -> Any:
+        from sklearn.dummy import DummyRegressor
+
+        return DummyRegressor(strategy="mean")
+
+    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
         return None
 
     def metrics_of(
-        self,
-        target: pd.Series,
-        predicted: np.ndarray[Any, Any],
-        scores: np.ndarray[Any, Any] | None,
-        classes: Sequence[str],
+        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
     ) -> dict[str, float]:
         return regression_metrics(target, np.asarray(predicted, dtype=float))
 
@@ -340,9 +344,7 @@ class Regression(Task):
     def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
         return pd.to_numeric(target).astype(float)
 
-    def output(
-        self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]
-    ) -> np.ndarray[Any, Any]:
+    def output(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array:
         return np.asarray(model.predict(inputs), dtype=float)
 
     def typical_cases(
@@ -359,9 +361,7 @@ class Regression(Task):
             )
         ]
 
-    def unchanged(
-        self, before: np.ndarray[Any, Any], after: np.ndarray[Any, Any], spread: float
-    ) -> float:
+    def unchanged(self, before: Array, after: Array, spread: float) -> float:
         # A change under 5% of the target's spread is no change in what the model says.
         return float(np.mean(np.abs(before - after) <= spread * 0.05))
 

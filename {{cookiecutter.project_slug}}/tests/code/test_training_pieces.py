@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.errors import (
     ProjectError,
 )
 from {{ cookiecutter.package_name }}.settings import (
+    DirectionalSettings,
     Settings,
 )
 from {{ cookiecutter.package_name }}.task import (
@@ -97,6 +98,25 @@ def test_promotion_comparisons_follow_the_metric_direction() -> None:
     assert not CLASSIFICATION.meets_threshold("f1", 0.89, 0.9)
     assert REGRESSION.relative_drop("rmse", 55.0, 50.0) == pytest.approx(0.1)
     assert CLASSIFICATION.relative_drop("roc_auc", 0.99, 0.9) < 0  # better is a negative drop
+    # The baseline bar: the share of the gap between the baseline and a perfect score closed.
+    assert CLASSIFICATION.gain("roc_auc", 0.75, 0.5) == pytest.approx(0.5)
+    assert REGRESSION.gain("rmse", 45.0, 50.0) == pytest.approx(0.1)
+    assert REGRESSION.gain("rmse", 55.0, 50.0) < 0
+
+
+def test_a_model_no_better_than_the_baseline_fails_the_gate(settings: Settings) -> None:
+    from {{ cookiecutter.package_name }}.evaluate import (
+        threshold_failures,
+    )
+
+    metric = settings.evaluate.primary_metric
+    lenient = settings.model_copy(
+        update={"evaluate": settings.evaluate.model_copy(update={"thresholds": {}})}
+    )
+    same = {metric: 0.7}
+    [failure] = threshold_failures(lenient, same, same)
+    assert "closes 0%" in failure
+    assert "evaluate.min_gain_over_baseline" in failure
 
 
 def test_metrics_must_suit_the_task(settings: Settings) -> None:
@@ -153,6 +173,48 @@ def test_a_multiclass_model_is_evaluated_per_class() -> None:
     assert sorted(tables["roc"]["class"].unique()) == classes  # one curve per class
     legend = figures["roc_curve"].axes[0].get_legend_handles_labels()[1]
     assert all(any(label in text for text in legend) for label in classes)
-    behaviour = run_behavioural_tests(model, frame, frame, contract, CLASSIFICATION)
+    behaviour = run_behavioural_tests(
+        model, frame, frame, contract, CLASSIFICATION, DirectionalSettings()
+    )
     typical = [test.name for test in behaviour if test.kind == "minimum functionality"]
     assert typical == [f"typical {label} case" for label in classes]
+
+
+def test_the_directional_test_follows_params_for_a_confounded_feature() -> None:
+    # x1 and x2 measure the same thing; given x2, more x1 means less y, although x1 and y
+    # rise together: the automatic choice expects "up" and would block a correct model.
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=400)
+    x1, x2 = common + 0.1 * rng.normal(size=400), common + 0.1 * rng.normal(size=400)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "y": 2 * x2 - x1 + 0.01 * rng.normal(size=400)})
+    contract = Contract(
+        name="confounded",
+        target=Column(name="y", type="float"),
+        features=[Column(name="x1", type="float"), Column(name="x2", type="float")],
+    )
+    estimator = make_estimator(REGRESSION, "ridge", {"alpha": 1e-3}, seed=0)
+    model = build_pipeline(contract, estimator).fit(model_inputs(frame, contract), frame["y"])
+    assert frame["x1"].corr(frame["y"]) > 0
+
+    def directional(choice: DirectionalSettings) -> tuple[bool, str, str]:
+        [result] = [
+            test
+            for test in run_behavioural_tests(model, frame, frame, contract, REGRESSION, choice)
+            if test.kind == "directional"
+        ]
+        return result.passed, result.name, result.detail
+
+    assert not directional(DirectionalSettings(feature="x1"))[0]  # expects up: wrong here
+    passed, name, _ = directional(DirectionalSettings(feature="x1", direction="down"))
+    assert passed
+    assert name == "x1 +1 std moves the prediction down"
+    off = DirectionalSettings(feature="off", reason="x1 is confounded with x2")
+    assert directional(off) == (
+        True,
+        "directional test",
+        "off in params.yaml: x1 is confounded with x2",
+    )
+    with pytest.raises(ProjectError, match="'size' is not a numeric feature of the contract"):
+        directional(DirectionalSettings(feature="size"))
+    with pytest.raises(ValueError, match="no reason is given"):
+        DirectionalSettings(feature="off")

@@ -78,6 +78,23 @@ def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -
     assert written.read_text() == '{"row":0}\n'
 
 
+def test_a_nullable_field_must_be_present_but_may_be_null() -> None:
+    contract = Contract(
+        name="toy",
+        target=Column(name="y", type="float"),
+        features=[
+            Column(name="size", type="float", nullable=True),
+            Column(name="colour", type="category", allowed=["red"], nullable=True),
+        ],
+    )
+    record = record_model(contract)
+    nulls = {"size": None, "colour": None}
+    assert record.model_validate(nulls).model_dump(by_alias=True) == nulls
+    with pytest.raises(ValidationError) as raised:
+        record.model_validate({"size": 1.0})
+    assert [(e["type"], e["loc"]) for e in raised.value.errors()] == [("missing", ("colour",))]
+
+
 def test_a_category_coded_as_numbers_takes_json_numbers_but_not_booleans() -> None:
     contract = Contract(
         name="coded",

@@ -63,8 +63,9 @@ def record_model(contract: Contract) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for index, column in enumerate(contract.features):
         # Python names are positional; the JSON names are the contract's (any string works).
-        default = None if column.nullable else ...
-        fields[f"f{index}"] = (_field_type(column), Field(default, alias=column.name))
+        # Every field is required: nullable means "present, may be null", so a client that
+        # forgets a field hears about it instead of getting a confident imputed answer.
+        fields[f"f{index}"] = (_field_type(column), Field(..., alias=column.name))
     model: type[BaseModel] = create_model(
         "Record",
         __config__=ConfigDict(

@@ -162,6 +162,10 @@ def run_monitor(
     return result
 
 
+def _change(relative_drop: float) -> str:
+    return f"{relative_drop:.1%} worse" if relative_drop >= 0 else f"{-relative_drop:.1%} better"
+
+
 def format_result(result: MonitorResult) -> str:
     """The short table the CLI prints: column, test, score, drifted; then the verdict."""
     checks = [*result.features, *([result.prediction] if result.prediction else [])]
@@ -185,7 +189,7 @@ def format_result(result: MonitorResult) -> str:
         lines.append(
             f"{performance.metric}: {performance.current:.4f} on {performance.labelled_rows} "
             f"labelled rows vs {performance.at_evaluation:.4f} at evaluation "
-            f"({performance.relative_drop:+.1%} worse)"
+            f"({_change(performance.relative_drop)})"
         )
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"ALERT {alert}" for alert in result.alerts] or ["no alert"]
