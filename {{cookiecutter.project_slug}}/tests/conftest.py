@@ -19,11 +19,15 @@ from {{ cookiecutter.package_name }}.contract import (
     load_contract,
 )
 from {{ cookiecutter.package_name }}.prepare import (
+    SKLEARN_PREFIX,
     load_source,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
     load_settings,
+)
+from {{ cookiecutter.package_name }}.tabular import (
+    read_table,
 )
 from {{ cookiecutter.package_name }}.task import (
     Task,
@@ -40,7 +44,13 @@ def settings() -> Settings:
     """The project's real settings, read from its params.yaml."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(PROJECT_ROOT)
-        return load_settings()
+        loaded = load_settings()
+    source = loaded.data.source
+    if source.startswith(SKLEARN_PREFIX):
+        return loaded
+    # Your own CSV: found from any folder a test works in.
+    data = loaded.data.model_copy(update={"source": str(PROJECT_ROOT / source)})
+    return loaded.model_copy(update={"data": data})
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +60,13 @@ def contract(settings: Settings) -> Contract:
 
 
 @pytest.fixture(scope="session")
-def sample(settings: Settings) -> pd.DataFrame:
-    """The bundled sample data, loaded the way the prepare stage loads it."""
-    return load_source(settings.data.source)
+def sample(
+    settings: Settings, contract: Contract, tmp_path_factory: pytest.TempPathFactory
+) -> pd.DataFrame:
+    """The project's data as every stage reads it: prepare's export, typed by the contract."""
+    path = tmp_path_factory.mktemp("sample") / "sample.csv"
+    load_source(settings.data.source).to_csv(path, index=False)
+    return read_table(path, contract)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from {{ cookiecutter.package_name }}.evaluate import (
     run_evaluate,
 )
 from {{ cookiecutter.package_name }}.prepare import (
+    SKLEARN_PREFIX,
     run_prepare,
 )
 from {{ cookiecutter.package_name }}.registry import (
@@ -87,6 +88,11 @@ def champion_version(settings: Settings) -> str:
 
 
 def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> None:
+    if not settings.data.source.startswith(SKLEARN_PREFIX):
+        pytest.skip(
+            "the weak-then-better sequence is tuned to the bundled sample (data.source "
+            "sklearn:...); on your data the weak model may tie with the default"
+        )
     lenient, weak = configured(settings), configured(settings, **WEAK_MODEL)
     primary = settings.evaluate.primary_metric
     run_prepare(lenient, contract.target.name)
@@ -233,7 +239,13 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     assert first != second  # a second batch in the same second never overwrites the first
     run_prepare(local, contract.target.name)
     assert len(read_table(local.data.train_path)) == pool + 2 * len(drifted)
-    challenger = train_and_evaluate(local, contract)
+    try:
+        challenger = train_and_evaluate(local, contract)
+    except QualityGateError:
+        # On data other than the sample the gate may refuse the retrained model: it stays out.
+        assert json.loads(metadata.read_text())["version"] == champion["version"]
+        assert not settings.data.source.startswith(SKLEARN_PREFIX), "the sample's model passes"
+        return
     assert int(challenger.model_version) == int(champion["version"]) + 1
     figure = json.loads(Path("reports/evaluate/metrics.json").read_text())[primary]
     better = local.task.is_better(

@@ -56,10 +56,7 @@ MAX_ROWS = 100_000
 
 def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """Send the batch through the real service (which writes the log); return its labels."""
-    features = batch[contract.feature_names].copy()
-    for column in contract.features:
-        if column.type == "category":
-            features[column.name] = features[column.name].astype(str)
+    features = batch[contract.feature_names]
     labels: list[dict[str, Any]] = []
     with TestClient(create_app(settings)) as client:
         for start in range(0, len(batch), 50):

@@ -40,11 +40,8 @@ def client(service_settings: ServiceSettings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def records(sample: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
-    """Real rows of the sample as API records (features only, categories as their codes)."""
-    features = sample[contract.feature_names].head(5).copy()
-    for column in contract.features:
-        if column.type == "category":
-            features[column.name] = features[column.name].astype(str)
+    """Real rows of the sample as API records (features only; blanks are null)."""
+    features = sample[contract.feature_names].head(5)
     rows: list[dict[str, Any]] = json.loads(features.to_json(orient="records"))
     return rows
 
