@@ -16,6 +16,24 @@ from .errors import ProjectError
 from .settings import describe_validation_error
 
 ColumnType = Literal["float", "int", "category"]
+# Every contract file starts with this: the one place each key is documented.
+HEADER = """\
+# The data contract: the one description of the data. Validation (Great Expectations), training,
+# the API's request schema and drift monitoring all read it. Keys:
+#   name, description     the dataset; the description is shown in the API docs and model card
+#   allow_extra_columns   true: CSVs may carry columns not listed here (they are ignored)
+#   target, features      one entry per column, features in the model's input order:
+#     name                the CSV header (and the API field)
+#     type                float | int | category
+#     description         what the column measures (API docs, model card)
+#     nullable            true: blanks allowed; the API takes null but still requires the field
+#     min, max            numbers only: the accepted range (the gate and the API enforce it)
+#     allowed             categories only: every accepted value, as text ("3" for the code 3,
+#                         which clients may send as 3, 3.0 or "3")
+# Propose one for a CSV:
+#   {package} profile data/external/<file>.csv --target <column> -o contract.yaml --force
+# then review the ranges and allowed values: they are what the validation gate enforces.
+""".format(package=__name__.partition(".")[0])
 
 
 class Column(BaseModel):
@@ -136,7 +154,7 @@ def dump_contract(contract: Contract) -> str:
     dumped: str = yaml.dump(
         document, Dumper=_ContractDumper, sort_keys=False, allow_unicode=True, width=200
     )
-    return dumped
+    return HEADER + dumped
 
 
 def save_contract(contract: Contract, path: Path, *, overwrite: bool = False) -> None:

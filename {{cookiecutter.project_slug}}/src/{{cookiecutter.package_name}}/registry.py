@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
-from .bundle import CARD_FILE, install, read_metadata, write_metadata
+from .bundle import CARD_FILE, CONTRACT_FILE, install, read_metadata, write_metadata
+from .contract import Contract, load_contract
 from .errors import ProjectError
 from .evaluate import BASELINE_TAG_PREFIX, EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
 from .settings import BEHAVIOURAL_FILE, Settings
@@ -108,37 +109,22 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
                 )
             ).read_text()
         )
-        (staging / CARD_FILE).write_text(model_card(settings, metadata, run, behavioural))
+        contract = load_contract(staging / CONTRACT_FILE)
+        card = model_card(settings, metadata, run, behavioural, contract)
+        (staging / CARD_FILE).write_text(card)
         install(staging, target)
     return target
 
 
-def model_card(
-    settings: Settings, metadata: dict[str, Any], run: Any, behavioural: list[dict[str, Any]]
-) -> str:
-    """A markdown model card from the registry and the version's evaluation."""
-    thresholds, baseline = settings.evaluate.thresholds, metadata.get("baseline", {})
-    threshold_rows = "\n".join(
-        f"| {metric} | {value:.4f} | {baseline.get(metric, float('nan')):.4f} "
-        f"| {thresholds.get(metric, '-')} |"
-        for metric, value in metadata["metrics"].items()
-    )
-    gain = settings.evaluate.min_gain_over_baseline
-    behaviour_rows = "\n".join(
-        f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
-        f"| {test['detail']} |"
-        for test in behavioural
-    )
-    train_rows = run.data.params.get("train_rows")
-    params = "\n".join(f"- `{key}`: {value}" for key, value in sorted(run.data.params.items()))
-    return f"""# Model card: {metadata["model_name"]} v{metadata["version"]} ({metadata["alias"]})
+CARD = """\
+# Model card: {model_name} v{version} ({alias})
 
-- Task: {metadata["task"]}; estimator `{run.data.tags.get("estimator")}` in a scikit-learn pipeline
+- Task: {task}; estimator `{estimator}` in a scikit-learn pipeline
   built from the data contract (imputation, scaling, one-hot encoding).
-- MLflow run: `{metadata["run_id"]}`; git commit `{run.data.tags.get("git_commit")}`.
-- Training data: `{settings.data.train_path}`, DVC/MD5 `{run.data.tags.get("dvc_data_md5")}`;
-  {train_rows} rows for training, {run.data.params.get("test_rows")} held out.
-- Model file SHA-256: `{metadata["model_sha256"]}`.
+- MLflow run: `{run_id}`; git commit `{git_commit}`.
+- Training data: `{train_path}`, DVC/MD5 `{data_md5}`;
+  {train_rows} rows for training, {test_rows} held out.
+- Model file SHA-256: `{model_sha256}`.
 
 ## Hyperparameters
 
@@ -148,7 +134,7 @@ def model_card(
 
 The baseline ignores the inputs (majority class or mean value), fitted on the same training
 rows and scored on the same held-out rows. The gate asks the primary metric
-(`{settings.evaluate.primary_metric}`) to close at least {gain:.0%} of the gap between the
+(`{primary_metric}`) to close at least {gain:.0%} of the gap between the
 baseline and a perfect score, and every threshold to be met.
 
 | metric | value | baseline | threshold |
@@ -161,6 +147,14 @@ baseline and a perfect score, and every threshold to be met.
 |---|---|---|---|
 {behaviour_rows}
 
+## Data: {data_name}
+
+{about}
+
+Target `{target}`; the columns, from the data contract:
+
+{columns}
+
 ## Intended use
 
 Decision support on records that satisfy the data contract (`contract.yaml`); the API refuses
@@ -168,11 +162,62 @@ anything else. Not for use on populations or measurement procedures unlike the t
 
 ## Limitations
 
-- Trained on {train_rows} rows of a public sample; figures from a held-out split of
-  the same source overstate performance on new populations.
-- No fairness analysis: the sample carries no protected attributes to slice on.
+- Trained on {train_rows} rows; figures from a held-out split of the same source
+  overstate performance on new populations.
+- No fairness analysis by group yet: name the sensitive columns before relying on it for
+  decisions about people.
 - Drift in the inputs degrades it silently; the monitoring stage watches for that.
 """
+
+
+def _table_rows(
+    settings: Settings, metadata: dict[str, Any], behavioural: list[Any]
+) -> dict[str, str]:
+    thresholds, baseline = settings.evaluate.thresholds, metadata.get("baseline", {})
+    metric_rows = "\n".join(
+        f"| {metric} | {value:.4f} | {baseline.get(metric, float('nan')):.4f} "
+        f"| {thresholds.get(metric, '-')} |"
+        for metric, value in metadata["metrics"].items()
+    )
+    behaviour_rows = "\n".join(
+        f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
+        f"| {test['detail']} |"
+        for test in behavioural
+    )
+    return {"threshold_rows": metric_rows, "behaviour_rows": behaviour_rows}
+
+
+def model_card(
+    settings: Settings,
+    metadata: dict[str, Any],
+    run: Any,
+    behavioural: list[dict[str, Any]],
+    contract: Contract,
+) -> str:
+    """A markdown model card from the registry, the version's evaluation and its contract."""
+    columns = "\n".join(
+        f"- `{column.name}` ({column.type}{', nullable' if column.nullable else ''})"
+        + (f": {column.description}" if column.description else "")
+        for column in contract.columns
+    )
+    return CARD.format(
+        **{key: metadata[key] for key in ("model_name", "version", "alias", "task", "run_id")},
+        model_sha256=metadata["model_sha256"],
+        estimator=run.data.tags.get("estimator"),
+        git_commit=run.data.tags.get("git_commit"),
+        data_md5=run.data.tags.get("dvc_data_md5"),
+        train_path=settings.data.train_path,
+        train_rows=run.data.params.get("train_rows"),
+        test_rows=run.data.params.get("test_rows"),
+        params="\n".join(f"- `{k}`: {v}" for k, v in sorted(run.data.params.items())),
+        primary_metric=settings.evaluate.primary_metric,
+        gain=settings.evaluate.min_gain_over_baseline,
+        **_table_rows(settings, metadata, behavioural),
+        data_name=contract.name,
+        about=contract.description or "(no description: add one to contract.yaml)",
+        target=contract.target.name,
+        columns=columns,
+    )
 
 
 @reported_failures("promoting")

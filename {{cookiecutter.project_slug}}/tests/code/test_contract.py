@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.contract import (
+    HEADER,
     Column,
     Contract,
     dump_contract,
@@ -17,6 +19,8 @@ from {{ cookiecutter.package_name }}.contract import (
 from {{ cookiecutter.package_name }}.errors import (
     ProjectError,
 )
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def small_contract() -> Contract:
@@ -81,3 +85,15 @@ def test_load_names_the_bad_field(tmp_path: Path) -> None:
 def test_load_reports_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="not found; fix: set contract_path"):
         load_contract(tmp_path / "absent.yaml")
+
+
+def test_every_contract_documents_its_keys_in_one_header(tmp_path: Path) -> None:
+    project_contract = (PROJECT_ROOT / "contract.yaml").read_text()
+    assert project_contract.startswith(HEADER)
+    entries = re.findall(r"^#\s+([a-z_]+(?:, [a-z_]+)*)\s{2,}", HEADER, re.MULTILINE)
+    documented = {key for entry in entries for key in entry.split(", ")}
+    keys = set(Contract.model_fields) | set(Column.model_fields)
+    assert keys - documented == set()
+    path = tmp_path / "proposed.yaml"
+    save_contract(load_contract(PROJECT_ROOT / "contract.yaml"), path)
+    assert path.read_text().startswith(HEADER)

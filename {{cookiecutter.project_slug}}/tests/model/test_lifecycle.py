@@ -123,6 +123,7 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     card = (bundle / "model_card.md").read_text()
     assert f"v{default.model_version} (champion)" in card
     assert "| invariance |" in card
+    assert f"## Data: {contract.name}\n\n{contract.description}" in card  # the contract's words
 
     # A worse challenger is registered but the champion stays; the message gives both figures.
     challenger = train_and_evaluate(weak, contract)

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title=f"{PACKAGE} prediction service",
         summary=f"Serves model v{state.model_version} of {settings.registry.model_name}.",
+        description=state.schemas.description if state.schemas else "",
         version=state.model_version,
         lifespan=lifespan,
     )

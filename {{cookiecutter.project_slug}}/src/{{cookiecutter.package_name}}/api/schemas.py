@@ -87,6 +87,8 @@ class RequestSchemas:
         self.one = TypeAdapter(self.record)
         self.batch = TypeAdapter(list[self.record])  # type: ignore[name-defined]
         self.max_batch_rows = max_batch_rows
+        # The data's own words for the API docs (the contract's description).
+        self.description = contract.description
         example = example_record(contract)
         record_schema = self.one.json_schema(ref_template="#/components/schemas/{model}")
         self.openapi_body = {
