@@ -244,6 +244,9 @@ def run_step(project: Path, script: str, tmp_path: Path, **env: str) -> dict[str
     """Run a workflow step's script as GitHub's runner does (bash -eo pipefail, GITHUB_* files)."""
     outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
     environment = {**os.environ, "UV": uv_executable(), "UV_NO_PROGRESS": "1", **env}
+    # As on the runner, where the workflow's setup-uv step puts uv on PATH.
+    uv_folder = str(Path(uv_executable()).parent)
+    environment["PATH"] = os.pathsep.join([uv_folder, environment.get("PATH", "")])
     environment.update(GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary))
     environment.pop("VIRTUAL_ENV", None)
     result = subprocess.run(
