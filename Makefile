@@ -46,10 +46,10 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo "Kubernetes:       cd $(DEMO_DIR)/$(DEMO_SLUG) && make manifests OVERLAY=production"
 
 test: $(UV) $(ACTIONLINT) ## Run every template test: bake each option, hooks, and baked projects end to end
-	$(RUN) pytest
+	$(RUN) pytest --numprocesses 2 --dist loadgroup
 
 test-fast: $(UV) $(ACTIONLINT) ## Only the fast template tests (no environment installs)
-	$(RUN) pytest -m "not slow"
+	$(RUN) pytest -m "not slow" --numprocesses 2 --dist loadgroup
 
 lock: $(UV) ## Re-lock the generated project's dependencies after editing its pyproject.toml
 	$(RUN) python scripts/lock.py

@@ -7,6 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,18 @@ def rotations() -> list[dict[str, str]]:
 
 
 ROTATIONS = rotations()
+
+
+def tasks_grouped(prefix: str) -> list[Any]:
+    """Every task as a fixture parameter, each in its own xdist group.
+
+    `make test` runs on two workers; a group stays on one worker, so a module-scoped baked
+    project is built once, and two projects build side by side.
+    """
+    return [
+        pytest.param(task, marks=pytest.mark.xdist_group(f"{prefix}-{task}"))
+        for task in CHOICES["task"]
+    ]
 
 
 def rotation_id(answers: dict[str, str]) -> str:
@@ -91,6 +105,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_until_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Poll `url` until it answers; fail the test if the server exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the service did not become ready (exit code {server.poll()})")
+            time.sleep(0.2)
 
 
 def uv_executable() -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import bake, run, uv_executable
 
-pytestmark = pytest.mark.slow
+# One worker builds the image once (`make test` runs tests on two workers, grouped).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image")]
 
 # Where Debian keeps locally added CA certificates (a TLS-intercepting proxy's, for example).
 HOST_EXTRA_CERTS = Path("/usr/local/share/ca-certificates")

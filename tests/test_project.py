@@ -8,19 +8,30 @@ import re
 import shutil
 import signal
 import subprocess
-import time
-import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bake, free_port, git, run, run_unchecked, uv_executable
+from conftest import (
+    bake,
+    free_port,
+    git,
+    run,
+    run_unchecked,
+    tasks_grouped,
+    uv_executable,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=["classification", "regression"])
+@pytest.fixture(
+    scope="module",
+    # One worker per baked project: its module-scoped setup is built once (see tasks_grouped).
+    params=tasks_grouped("project"),
+)
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project baked for one task, with its locked environment installed, in a git repo."""
     baked = bake(tmp_path_factory.mktemp(request.param), task=request.param)
@@ -33,18 +44,6 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def uv_run(project: Path, *command: str) -> str:
     return run([uv_executable(), "run", "--locked", *command], project)
-
-
-def wait_until_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the service did not become ready (exit code {server.poll()})")
-            time.sleep(0.2)
 
 
 def test_lint_and_types_are_clean(project: Path) -> None:

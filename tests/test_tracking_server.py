@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import bake, free_port, git, run, run_unchecked, uv_executable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tracking-server")]
 STARTUP_TIMEOUT_S = 120
 
 
