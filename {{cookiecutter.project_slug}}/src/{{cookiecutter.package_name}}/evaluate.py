@@ -77,7 +77,7 @@ def threshold_failures(
 def _plots(
     model: Any, inputs: pd.DataFrame, target: pd.Series, settings: Settings, contract: Contract
 ) -> list[Path]:
-    """Write PNG plots and the CSV data DVC plots from; return the PNGs."""
+    """Write PNG plots and the CSV tables DVC plots from; return the files to keep with the run."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -91,8 +91,10 @@ def _plots(
     )
     classes = list(contract.target.allowed or [])
     figures, tables = settings.task.plots(model, inputs, target, classes)
+    paths = []
     for stem, table in tables.items():
         table.to_csv(report_dir / f"{stem}.csv", index=False)
+        paths.append(report_dir / f"{stem}.csv")
     importance = permutation_importance(model, inputs, target, n_repeats=5, random_state=0)
     ranked = pd.Series(importance.importances_mean, index=inputs.columns).sort_values()
     ranked.rename("importance").to_csv(report_dir / "feature_importance.csv", index_label="feature")
@@ -100,7 +102,6 @@ def _plots(
     figure, axes = plt.subplots(figsize=(7, 5))
     ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
     figures["feature_importance"] = figure
-    paths = []
     for name, figure in figures.items():
         figure.tight_layout()
         paths.append(report_dir / f"{name}.png")

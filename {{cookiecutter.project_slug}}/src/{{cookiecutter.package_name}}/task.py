@@ -239,7 +239,13 @@ class Classification(Task):
             "roc_curve": roc_figure,
             "precision_recall": pr_figure,
         }
-        return figures, {"roc": pd.concat(curves, ignore_index=True)}
+        report = metrics.classification_report(
+            target, model.predict(inputs), labels=list(classes), output_dict=True, zero_division=0
+        )
+        per_class = pd.DataFrame(
+            [{"class": label, **report[label]} for label in classes]
+        )  # precision, recall, f1-score and support of each class, beside the macro figures
+        return figures, {"roc": pd.concat(curves, ignore_index=True), "per_class": per_class}
 
     def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
         return (target == classes[-1]).astype(float)

@@ -171,6 +171,10 @@ def test_a_multiclass_model_is_evaluated_per_class() -> None:
     figures, tables = CLASSIFICATION.plots(model, inputs, target, classes)
     assert set(figures) == {"confusion_matrix", "roc_curve", "precision_recall"}
     assert sorted(tables["roc"]["class"].unique()) == classes  # one curve per class
+    per_class = tables["per_class"].set_index("class")
+    assert list(per_class.index) == classes
+    assert per_class["support"].sum() == len(frame)
+    assert metrics["f1"] == pytest.approx(per_class["f1-score"].mean())  # macro = mean of classes
     legend = figures["roc_curve"].axes[0].get_legend_handles_labels()[1]
     assert all(any(label in text for text in legend) for label in classes)
     behaviour = run_behavioural_tests(
