@@ -315,6 +315,22 @@ def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -
     assert "rows are outside" in result.stderr
     assert "exited with 1" in result.stderr  # the gate's own code, not a crash
 
+    # A refused batch never becomes the training pool or monitoring's reference.
+    prepared = project / "data/prepared"
+    before = {name: (prepared / name).read_bytes() for name in ("train.csv", "production.csv")}
+    header, first, *_ = (project / "data/raw/dataset.csv").read_text().splitlines()
+    bad = ["-1e9", *first.split(",")[1:]]  # the first feature far outside its range
+    batch = project / "data/external/labelled/batch-refused.csv"
+    batch.parent.mkdir(parents=True, exist_ok=True)
+    batch.write_text(f"{header}\n{','.join(bad)}\n")
+    try:
+        refused = run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    finally:
+        batch.unlink()
+    assert "error: data validation failed" in refused.stderr
+    for name, content in before.items():
+        assert (prepared / name).read_bytes() == content, f"{name} changed behind the gate"
+
 
 @pytest.mark.parametrize("python_version", ["3.12", "3.13"])
 def test_other_pythons_sync_and_pass_fast_tests(tmp_path: Path, python_version: str) -> None:

@@ -109,6 +109,7 @@ def validate(
     """Check data against the contract with Great Expectations; exit 1 if it breaks it."""
     from .contract import load_contract
     from .errors import DataValidationError
+    from .prepare import publish_split
     from .settings import load_settings
     from .validate import format_outcome, validate_file
 
@@ -124,6 +125,9 @@ def validate(
         raise DataValidationError("data validation failed\n" + format_outcome(outcome))
     typer.echo(format_outcome(outcome))
     typer.echo(f"report: {outcome.data_docs}")
+    if data is None:  # the pipeline's gate passed: the staged split becomes the prepared one
+        publish_split(settings)
+        typer.echo(f"published {settings.data.train_path} and {settings.data.production_path}")
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +105,24 @@ def run_prepare(settings: Settings, target: str) -> PrepareResult:
         raw = pd.concat([raw, labelled], ignore_index=True)
         train = pd.concat([train, labelled], ignore_index=True)
     _write_csv(raw, data.raw_path)
-    _write_csv(train, data.train_path)
-    _write_csv(production, data.production_path)
+    # Staged, not published: only data the validation gate accepts becomes the training pool,
+    # the reference `monitor` compares with and the rows `simulate` draws from.
+    _write_csv(train, data.staged_dir / data.train_path.name)
+    _write_csv(production, data.staged_dir / data.production_path.name)
     return PrepareResult(len(raw), len(train), len(production))
+
+
+def publish_split(settings: Settings) -> None:
+    """Make the staged split the prepared one; `validate` calls this once the gate passed."""
+    data = settings.data
+    for published in (data.train_path, data.production_path):
+        staged = data.staged_dir / published.name
+        if not staged.is_file():
+            raise ProjectError(f"{staged} not found; fix: run the prepare stage (dvc repro)")
+        published.parent.mkdir(parents=True, exist_ok=True)
+        partial = published.with_name(published.name + ".partial")
+        shutil.copyfile(staged, partial)
+        os.replace(partial, published)  # a reader sees the old file or the new, never half
 
 
 def read_labelled_batches(folder: Path, columns: list[str]) -> pd.DataFrame | None:

@@ -59,6 +59,8 @@ class DataSettings(Section):
     raw_path: Path
     train_path: Path
     production_path: Path
+    # Where `prepare` stages the split until the validation gate accepts the raw data.
+    staged_dir: Path
     test_path: Path
     production_fraction: float = Field(gt=0, lt=1)
     seed: int

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.evaluate import (
 )
 from {{ cookiecutter.package_name }}.prepare import (
     SKLEARN_PREFIX,
+    publish_split,
     run_prepare,
 )
 from {{ cookiecutter.package_name }}.registry import (
@@ -96,6 +97,7 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     lenient, weak = configured(settings), configured(settings, **WEAK_MODEL)
     primary = settings.evaluate.primary_metric
     run_prepare(lenient, contract.target.name)
+    publish_split(lenient)
 
     # A weak model that still passes the gate becomes the first champion.
     first = train_and_evaluate(weak, contract)
@@ -153,6 +155,7 @@ def test_same_data_and_params_reproduce_the_metrics(
 ) -> None:
     repeat = configured(settings)
     run_prepare(repeat, contract.target.name)
+    publish_split(repeat)
     first = run_train(repeat, contract)
     second = run_train(repeat, contract)
     assert first.cv_mean == second.cv_mean
@@ -172,6 +175,7 @@ def test_missed_threshold_names_both_figures(
         }
     )
     run_prepare(strict, contract.target.name)
+    publish_split(strict)
     run_train(strict, contract)
     with pytest.raises(
         QualityGateError, match=rf"{primary} [0-9.]+ is (below|above) the threshold"
@@ -218,6 +222,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
         }
     )
     run_prepare(local, contract.target.name)
+    publish_split(local)
     pool = len(read_table(local.data.train_path))
     train_and_evaluate(local, contract)
     promote(local)
@@ -239,6 +244,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     second = store_batch(drifted, local, contract, now)
     assert first != second  # a second batch in the same second never overwrites the first
     run_prepare(local, contract.target.name)
+    publish_split(local)
     assert len(read_table(local.data.train_path)) == pool + 2 * len(drifted)
     try:
         challenger = train_and_evaluate(local, contract)
