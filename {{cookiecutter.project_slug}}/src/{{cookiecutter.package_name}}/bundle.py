@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,9 +168,10 @@ def install(staging: Path, target: Path) -> None:
     ):
         shutil.rmtree(staging)  # now the previous bundle
         return
-    # No atomic exchange (another OS or filesystem): the gap is two renames long.
-    previous = staging.with_name(staging.name + "-previous")
-    target.rename(previous)
+    # No atomic exchange (another OS or filesystem): the gap is two renames long, and a reader
+    # that falls in it retries (see load_champion).
+    previous = Path(tempfile.mkdtemp(dir=staging.parent, prefix=".previous-"))
+    target.rename(previous / "bundle")
     staging.rename(target)
     shutil.rmtree(previous)
 
@@ -213,12 +215,15 @@ def _verified_metadata(bundle: Path) -> dict[str, Any]:
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
         expected = {name: str(metadata[key]) for name, key in CHECKED_FILES.items()}
         str(metadata["version"])
-    except (ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelNotReadyError(
             f"{metadata_file} is unreadable ({error!r}); fix: re-export the champion (`promote`)"
         ) from None
     for name, digest in expected.items():
-        actual = sha256(bundle / name)
+        try:
+            actual = sha256(bundle / name)
+        except OSError as error:
+            raise ModelNotReadyError(f"{bundle / name} cannot be read: {error}") from None
         if actual != digest:
             raise ModelNotReadyError(
                 f"{bundle / name} SHA-256 {actual[:12]}... does not match {metadata_file} "

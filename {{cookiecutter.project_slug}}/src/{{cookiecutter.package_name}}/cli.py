@@ -105,6 +105,10 @@ def validate(
             help="Report folder (default: validation.report_dir; reports/adhoc/NAME with --data)."
         ),
     ] = None,
+    publish: Annotated[
+        bool,
+        typer.Option(help="On success, publish prepare's staged split (the pipeline's gate)."),
+    ] = False,
 ) -> None:
     """Check data against the contract with Great Expectations; exit 1 if it breaks it."""
     from .contract import load_contract
@@ -125,7 +129,7 @@ def validate(
         raise DataValidationError("data validation failed\n" + format_outcome(outcome))
     typer.echo(format_outcome(outcome))
     typer.echo(f"report: {outcome.data_docs}")
-    if data is None:  # the pipeline's gate passed: the staged split becomes the prepared one
+    if publish:  # the pipeline's gate passed: the staged split becomes the prepared one
         publish_split(settings)
         typer.echo(f"published {settings.data.train_path} and {settings.data.production_path}")
 

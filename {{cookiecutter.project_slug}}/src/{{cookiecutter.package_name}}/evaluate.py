@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,13 @@ def threshold_failures(
     task = settings.task
     metric, wanted = settings.evaluate.primary_metric, settings.evaluate.min_gain_over_baseline
     gain = task.gain(metric, metrics[metric], baseline[metric])
-    if gain < wanted:
+    if not math.isfinite(gain):
+        failures.append(
+            f"{metric} cannot be computed on the held-out rows (model {metrics[metric]}, "
+            f"baseline {baseline[metric]}): a class is probably missing from them; fix: more "
+            "rows of each class, or another evaluate.primary_metric"
+        )
+    elif gain < wanted:
         failures.append(
             f"{metric} {metrics[metric]:.4f} closes {gain:.0%} of the gap between a baseline that "
             f"ignores the inputs ({baseline[metric]:.4f}) and a perfect score; "
@@ -123,10 +130,12 @@ def assess(settings: Settings, contract: Contract, model: Any, version: str) -> 
     )
     baseline_model = task.baseline().fit(model_inputs(fitted_on, contract), fitted_on[target.name])
     baseline = task.score(baseline_model, inputs, target, classes)
-    pool[contract.feature_names] = model_inputs(pool, contract)
+    # Typical cases, the directional feature and spreads come from the training part only.
+    fitted_on = fitted_on.copy()
+    fitted_on[contract.feature_names] = model_inputs(fitted_on, contract)
     test[contract.feature_names] = inputs
     behavioural = run_behavioural_tests(
-        model, pool, test, contract, task, settings.evaluate.directional
+        model, fitted_on, test, contract, task, settings.evaluate.directional
     )
     failures = threshold_failures(settings, metrics, baseline)
     return Evaluation(version, metrics, baseline, failures, behavioural)

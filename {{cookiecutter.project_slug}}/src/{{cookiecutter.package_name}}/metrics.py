@@ -17,7 +17,10 @@ def classification_metrics(
     scores: np.ndarray[Any, Any],
     classes: Sequence[str],
 ) -> dict[str, float]:
-    """Accuracy, F1, precision, recall and ROC AUC; a binary target's last class is positive."""
+    """Accuracy, F1, precision, recall and ROC AUC; a binary target's last class is positive.
+
+    `scores` has one column per class, in the order of `classes` (the contract's `allowed`).
+    """
     from sklearn import metrics
 
     binary = len(classes) == BINARY
@@ -29,7 +32,13 @@ def classification_metrics(
     roc_auc = (
         metrics.roc_auc_score(y_true == positive, scores[:, -1])
         if binary
-        else metrics.roc_auc_score(y_true, scores, multi_class="ovr", labels=list(classes))
+        # scikit-learn wants the labels sorted, with the score columns in that order.
+        else metrics.roc_auc_score(
+            y_true,
+            scores[:, np.argsort(classes)],
+            multi_class="ovr",
+            labels=sorted(classes),
+        )
     )
     return {
         "accuracy": float(metrics.accuracy_score(y_true, y_pred)),

@@ -76,6 +76,15 @@ def split_off(
             f"the data has {len(frame)} rows; at least {MIN_ROWS_TO_SPLIT} are needed to split it"
         )
     stratify = frame[stratify_by] if stratify_by else None
+    if stratify is not None:
+        counts = stratify.value_counts()
+        rare = counts[counts < MIN_ROWS_TO_SPLIT]
+        if not rare.empty:
+            raise ProjectError(
+                f"class {rare.index[0]!r} of {stratify_by} has {int(rare.iloc[0])} row(s); a "
+                f"stratified split needs at least {MIN_ROWS_TO_SPLIT} of every class (and "
+                "evaluation a few more); fix: add rows of it, or merge it into another class"
+            )
     train, production = train_test_split(
         frame, test_size=fraction, random_state=seed, stratify=stratify
     )

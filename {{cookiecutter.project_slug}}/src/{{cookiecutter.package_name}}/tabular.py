@@ -64,7 +64,8 @@ def _as_category_text(values: pd.Series) -> pd.Series:
     return values.astype("string")
 
 
-def _apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+def apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Type the contract's columns present in `frame` as every stage reads them."""
     for column in contract.columns:
         if column.name not in frame.columns:
             continue
@@ -149,4 +150,4 @@ def _typed(frame: pd.DataFrame, path: Path, contract: Contract) -> pd.DataFrame:
             f"(expected {', '.join(expected[:3])}, ...; found {found}); "
             "fix: supply a comma-separated file whose first row names the columns"
         )
-    return _apply_contract_types(frame, contract)
+    return apply_contract_types(frame, contract)

@@ -60,7 +60,10 @@ class Task(ABC):
         return value >= threshold if self.higher_is_better(metric) else value <= threshold
 
     def gain(self, metric: str, value: float, baseline: float) -> float:
-        """The share of the distance from `baseline` to a perfect score that `value` closes."""
+        """The share of the distance from `baseline` to a perfect score that `value` closes.
+
+        NaN when either figure is (a metric that cannot be computed on these rows).
+        """
         perfect = 0.0 if not self.higher_is_better(metric) else 1.0
         better = value - baseline if self.higher_is_better(metric) else baseline - value
         distance = abs(perfect - baseline)
@@ -90,11 +93,12 @@ class Task(ABC):
         self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
     ) -> dict[str, float]:
         """Every metric of the task for a fitted model on `inputs`."""
-        return self.metrics_of(target, model.predict(inputs), self.scores(model, inputs), classes)
+        scores = self.scores(model, inputs, classes)
+        return self.metrics_of(target, model.predict(inputs), scores, classes)
 
     @abstractmethod
-    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
-        """Class probabilities (columns in the model's class order), or None."""
+    def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
+        """Class probabilities, one column per class in the order of `classes`, or None."""
 
     @abstractmethod
     def metrics_of(
@@ -186,8 +190,10 @@ class Classification(Task):
         # The majority class, with the training prior as every record's probabilities.
         return DummyClassifier(strategy="prior")
 
-    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
-        return np.asarray(model.predict_proba(inputs))
+    def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
+        # predict_proba's columns follow model.classes_ (sorted); the contract's order may not.
+        order = [str(label) for label in model.classes_]
+        return np.asarray(model.predict_proba(inputs))[:, [order.index(c) for c in classes]]
 
     def metrics_of(
         self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
@@ -320,7 +326,7 @@ class Regression(Task):
 
         return DummyRegressor(strategy="mean")
 
-    def scores(self, model: Any, inputs: pd.DataFrame) -> Array | None:
+    def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
         return None
 
     def metrics_of(

@@ -76,3 +76,9 @@ def test_the_split_is_published_only_after_the_gate(
     )
     run_prepare(smaller, target)  # new data, not yet through the gate
     assert data.production_path.read_bytes() == before
+
+
+def test_a_class_too_rare_to_split_is_named() -> None:
+    frame = pd.DataFrame({"x": range(50), "label": ["common"] * 49 + ["rare"]})
+    with pytest.raises(ProjectError, match="class 'rare' of label has 1 row"):
+        split_off(frame, 0.2, seed=0, stratify_by="label")

@@ -11,7 +11,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = next((PROJECT_ROOT / "src").glob("*/cli.py")).parent
-STAGE_COMMANDS = re.compile(r"^\S+ (\w+)$")
+STAGE_COMMANDS = re.compile(r"^\S+ (\w+)(?: --[\w-]+)*$")
 MAX_FUNCTION_LINES = 60
 
 

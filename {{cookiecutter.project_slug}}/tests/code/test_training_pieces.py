@@ -222,3 +222,53 @@ def test_the_directional_test_follows_params_for_a_confounded_feature() -> None:
         directional(DirectionalSettings(feature="size"))
     with pytest.raises(ValueError, match="no reason is given"):
         DirectionalSettings(feature="off")
+
+
+@pytest.mark.parametrize("allowed", [["yes", "no"], ["no", "yes"]])
+def test_the_positive_class_is_the_contracts_last_whatever_its_spelling(
+    frame: pd.DataFrame, allowed: list[str]
+) -> None:
+    contract = CONTRACT.model_copy(
+        update={"target": Column(name="bought", type="category", allowed=allowed)}
+    )
+    estimator = make_estimator(CLASSIFICATION, "logistic_regression", {"C": 10.0}, seed=0)
+    model = build_pipeline(contract, estimator).fit(model_inputs(frame, contract), frame["bought"])
+    metrics = CLASSIFICATION.score(model, model_inputs(frame, contract), frame["bought"], allowed)
+    assert metrics["roc_auc"] > 0.9  # 1 - AUC if the columns were read in the wrong order
+    recall = model.predict(model_inputs(frame, contract))[frame["bought"] == allowed[-1]]
+    assert metrics["recall"] == pytest.approx(float(np.mean(recall == allowed[-1])))
+
+
+def test_multiclass_metrics_take_the_contracts_class_order() -> None:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.data.set_axis(["a", "b", "c", "d"], axis=1)
+    frame["species"] = iris.target.map(dict(enumerate(iris.target_names))).astype(str)
+    unsorted = ["virginica", "setosa", "versicolor"]
+    contract = Contract(
+        name="iris",
+        target=Column(name="species", type="category", allowed=unsorted),
+        features=[Column(name=name, type="float") for name in "abcd"],
+    )
+    estimator = make_estimator(CLASSIFICATION, "logistic_regression", {"max_iter": 500}, seed=0)
+    inputs = model_inputs(frame, contract)
+    model = build_pipeline(contract, estimator).fit(inputs, frame["species"])
+    as_given = CLASSIFICATION.score(model, inputs, frame["species"], unsorted)
+    assert as_given == CLASSIFICATION.score(model, inputs, frame["species"], sorted(unsorted))
+
+
+def test_a_metric_that_cannot_be_computed_fails_the_gate(settings: Settings) -> None:
+    from {{ cookiecutter.package_name }}.evaluate import (
+        threshold_failures,
+    )
+
+    metric = settings.evaluate.primary_metric
+    [failure] = threshold_failures(
+        settings.model_copy(
+            update={"evaluate": settings.evaluate.model_copy(update={"thresholds": {}})}
+        ),
+        {metric: float("nan")},
+        {metric: 0.5},
+    )
+    assert f"{metric} cannot be computed on the held-out rows" in failure

@@ -144,7 +144,7 @@ def test_the_prediction_log_and_labels_reveal_a_quality_drop(
 
     truth = tmp_path / "truth.csv"
     labels.to_csv(truth, index=False)
-    window = attach_labels(read_log_window(log, contract, ROWS), truth, contract.target.name)
+    window = attach_labels(read_log_window(log, contract, ROWS), truth, contract)
     honest = run_monitor(settings, contract, champion, window)
     assert honest.performance is not None
     assert honest.performance.labelled_rows == ROWS
@@ -163,7 +163,7 @@ def test_the_prediction_log_and_labels_reveal_a_quality_drop(
         changed[target] = changed[target] * 1.5
     wrong = tmp_path / "changed.csv"
     changed.to_csv(wrong, index=False)
-    window = attach_labels(read_log_window(log, contract, ROWS), wrong, target)
+    window = attach_labels(read_log_window(log, contract, ROWS), wrong, contract)
     result = run_monitor(settings, contract, champion, window)
     assert result.performance is not None
     assert result.performance.degraded
@@ -282,11 +282,11 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
     ).to_csv(foreign, index=False)
     logged = read_log_window(settings.serve.prediction_log_dir, contract, 100)
     with pytest.raises(MonitoringInputError, match=r"foreign\.csv: none of its 1 labels"):
-        attach_labels(logged, foreign, contract.target.name)
+        attach_labels(logged, foreign, contract)
     no_target = tmp_path / "no_target.csv"
     pd.DataFrame({"request_id": ["x"]}).to_csv(no_target, index=False)
     with pytest.raises(MonitoringInputError, match=r"no_target\.csv: label file lacks column"):
-        attach_labels(logged, no_target, contract.target.name)
+        attach_labels(logged, no_target, contract)
 
 
 def test_a_batch_missing_contract_columns_is_named(
@@ -343,3 +343,20 @@ def test_a_drifted_batch_keeps_blank_categories_blank() -> None:
     values = set(batch["colour"].dropna())
     assert values <= {"red", "blue"}, values  # never the text "<NA>"
     assert batch["colour"].isna().any()  # some blanks were not re-mixed
+
+
+def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> None:
+    contract = Contract(
+        name="coded",
+        target=Column(name="grade", type="category", allowed=["1", "3"], nullable=True),
+        features=[Column(name="size", type="float")],
+    )
+    logged = pd.DataFrame(
+        {"size": [1.0, 2.0, 3.0], PREDICTION: ["3", "1", "3"], "request_id": "r", "row": [0, 1, 2]}
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,row,grade\nr,0,3\nr,1,\nr,2,1\n")  # read as 3.0, NaN, 1.0
+    joined = attach_labels(Window(logged, "log", 3), labels, contract).labels
+    assert joined is not None
+    assert joined.tolist()[::2] == ["3", "1"]
+    assert joined.isna().tolist() == [False, True, False]

@@ -179,6 +179,11 @@ def check_performance(
             "fix: supply labels covering every class, from logs written by this project's service"
         ) from None
     current = figures[metric]
+    if not math.isfinite(current):  # e.g. ROC AUC when the labels hold one class
+        raise MonitoringInputError(
+            f"labels: {metric} cannot be computed on {count} labelled rows (one class only?); "
+            "fix: supply labels covering every class, or wait for more"
+        )
     at_evaluation = float(metadata["metrics"][metric])
     relative_drop = task.relative_drop(metric, current, at_evaluation)
     return PerformanceCheck(

@@ -43,14 +43,14 @@ def checked_window(
             window_rows or monitor.window_rows,
         )
     if labels is not None:
-        window = attach_labels(window, labels, contract.target.name)
+        window = attach_labels(window, labels, contract)
     return window
 
 
 def labelled_log(settings: Settings, contract: Contract, labels: Path, log: Path | None) -> Window:
     """Every logged prediction with the labels that arrived for it (for `retrain`)."""
     window = read_log_window(log or settings.serve.prediction_log_dir, contract, sys.maxsize)
-    return attach_labels(window, labels, contract.target.name)
+    return attach_labels(window, labels, contract)
 
 
 def send_alert(settings: Settings, champion: Champion, result: MonitorResult) -> None:

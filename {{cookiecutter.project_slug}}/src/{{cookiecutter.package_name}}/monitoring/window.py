@@ -13,7 +13,7 @@ from ..bundle import Champion
 from ..contract import Contract
 from ..errors import MonitoringInputError
 from ..settings import Settings
-from ..tabular import DataFileError, read_table, read_table_sample
+from ..tabular import DataFileError, apply_contract_types, read_table, read_table_sample
 from .records import FEATURES, LOG_PATTERN, PREDICTION, PROBABILITIES, REQUEST_ID, ROW
 
 
@@ -141,8 +141,9 @@ def predict(champion: Champion, frame: pd.DataFrame) -> tuple[list[Any], pd.Data
     return values, pd.DataFrame(probabilities, index=frame.index)
 
 
-def attach_labels(window: Window, labels_path: Path, target: str) -> Window:
+def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Window:
     """Join a label file (request_id, row, <target>) onto the window's logged predictions."""
+    target = contract.target.name
     try:
         labels = read_table(labels_path)
     except DataFileError as error:
@@ -160,6 +161,8 @@ def attach_labels(window: Window, labels_path: Path, target: str) -> Window:
         )
     if ROW not in labels.columns:
         labels[ROW] = 0
+    # Typed as the training data is: a code read as 3.0 beside a blank is the class "3".
+    labels = apply_contract_types(labels, contract)
     keys = labels[[REQUEST_ID, ROW]].astype({REQUEST_ID: str, ROW: int})
     truth = pd.Series(labels[target].to_numpy(), index=pd.MultiIndex.from_frame(keys))
     truth = truth[~truth.index.duplicated(keep="last")]
