@@ -9,6 +9,7 @@ here (plus a sample dataset and its contract).
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ class Prediction:
     probabilities: dict[str, float] | None = None
 
 
+def load_class(name: str) -> Any:
+    """The class a "module:Class" name points to, imported when asked for (keeps imports lazy)."""
+    module, _, class_name = name.partition(":")
+    return getattr(importlib.import_module(module), class_name)
+
+
 class Task(ABC):
     """What a task decides; each subclass is one task."""
 
@@ -44,6 +51,11 @@ class Task(ABC):
     estimators: ClassVar[dict[str, str]]
     # How Evidently treats the prediction column in drift reports.
     prediction_is_categorical: ClassVar[bool]
+    # Whether random splits keep the target's class shares.
+    stratified: ClassVar[bool]
+    # "module:Class" of the cross-validation splitter, and of the baseline with its options.
+    splitter: ClassVar[str]
+    baseline_estimator: ClassVar[tuple[str, dict[str, str]]]
 
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger value of `metric` means a better model."""
@@ -69,22 +81,23 @@ class Task(ABC):
         distance = abs(perfect - baseline)
         return better / distance if distance else (1.0 if better >= 0 else -1.0)
 
-    @abstractmethod
     def baseline(self) -> Any:
         """An estimator that ignores the inputs: what any model must beat."""
+        name, options = self.baseline_estimator
+        return load_class(name)(**options)
 
     def relative_drop(self, metric: str, current: float, reference: float) -> float:
         """How much worse `current` is than `reference`, as a share (negative: better)."""
         worse = reference - current if self.higher_is_better(metric) else current - reference
         return worse / abs(reference) if reference else worse
 
-    @abstractmethod
     def stratify(self, target: str) -> str | None:
         """The column a random split keeps the proportions of, if any."""
+        return target if self.stratified else None
 
-    @abstractmethod
     def folds(self, count: int, seed: int) -> Any:
         """A scikit-learn cross-validation splitter."""
+        return load_class(self.splitter)(count, shuffle=True, random_state=seed)
 
     def __str__(self) -> str:
         return self.name
@@ -175,20 +188,10 @@ class Classification(Task):
         "gradient_boosting": "sklearn.ensemble:HistGradientBoostingClassifier",
     }
     prediction_is_categorical = True
-
-    def stratify(self, target: str) -> str | None:
-        return target
-
-    def folds(self, count: int, seed: int) -> Any:
-        from sklearn.model_selection import StratifiedKFold
-
-        return StratifiedKFold(count, shuffle=True, random_state=seed)
-
-    def baseline(self) -> Any:
-        from sklearn.dummy import DummyClassifier
-
-        # The majority class, with the training prior as every record's probabilities.
-        return DummyClassifier(strategy="prior")
+    stratified = True
+    splitter = "sklearn.model_selection:StratifiedKFold"
+    # The majority class, with the training prior as every record's probabilities.
+    baseline_estimator = ("sklearn.dummy:DummyClassifier", {"strategy": "prior"})
 
     def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
         # predict_proba's columns follow model.classes_ (sorted); the contract's order may not.
@@ -310,21 +313,11 @@ class Regression(Task):
         "gradient_boosting": "sklearn.ensemble:HistGradientBoostingRegressor",
     }
     prediction_is_categorical = False
+    stratified = False
+    splitter = "sklearn.model_selection:KFold"
+    baseline_estimator = ("sklearn.dummy:DummyRegressor", {"strategy": "mean"})
     # The usual range a typical case's prediction must fall in (target quantiles).
     usual_range = (0.05, 0.95)
-
-    def stratify(self, target: str) -> str | None:
-        return None
-
-    def folds(self, count: int, seed: int) -> Any:
-        from sklearn.model_selection import KFold
-
-        return KFold(count, shuffle=True, random_state=seed)
-
-    def baseline(self) -> Any:
-        from sklearn.dummy import DummyRegressor
-
-        return DummyRegressor(strategy="mean")
 
     def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
         return None

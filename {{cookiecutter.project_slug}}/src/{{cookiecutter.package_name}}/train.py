@@ -6,7 +6,6 @@ Every trained model is registered; the promotion gate decides later whether it s
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import subprocess  # asks git for the commit  # nosec B404
 import tempfile
@@ -23,7 +22,7 @@ from .errors import ProjectError
 from .prepare import split_off
 from .settings import Settings
 from .tabular import read_table
-from .task import Task
+from .task import Task, load_class
 
 SERVING_ARTIFACTS = "serving"
 
@@ -62,8 +61,8 @@ def make_estimator(task: Task, name: str, hyperparameters: dict[str, Any], seed:
         raise ProjectError(
             f"train.estimator '{name}' is not a {task} estimator; use one of {', '.join(choices)}"
         )
-    module, _, class_name = choices[name].partition(":")
-    estimator_class = getattr(importlib.import_module(module), class_name)
+    estimator_class = load_class(choices[name])
+    class_name = estimator_class.__name__
     valid = estimator_class().get_params()
     unknown = sorted(set(hyperparameters) - set(valid))
     if unknown:
