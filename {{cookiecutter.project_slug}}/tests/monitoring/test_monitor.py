@@ -360,3 +360,12 @@ def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> No
     assert joined is not None
     assert joined.tolist()[::2] == ["3", "1"]
     assert joined.isna().tolist() == [False, True, False]
+
+
+def test_a_quality_change_is_worded_by_its_direction() -> None:
+    from {{ cookiecutter.package_name }}.monitoring.verdict import (
+        _change,
+    )
+
+    assert _change(0.043) == "4.3% worse"
+    assert _change(-0.043) == "4.3% better"  # was printed as "-4.3% worse"
