@@ -117,10 +117,11 @@ def _plots(
     return paths
 
 
-def assess(settings: Settings, contract: Contract, model: Any, version: str) -> Evaluation:
+def assess(
+    settings: Settings, contract: Contract, model: Any, version: str, test: pd.DataFrame
+) -> Evaluation:
     """Held-out metrics, a baseline's on the same rows, the bars and the behavioural tests."""
     task, classes = settings.task, list(contract.target.allowed or [])
-    test = read_table(settings.data.test_path, contract)
     inputs, target = model_inputs(test, contract), test[contract.target.name]
     metrics = task.score(model, inputs, target, classes)
     pool = read_table(settings.data.train_path, contract)
@@ -128,14 +129,14 @@ def assess(settings: Settings, contract: Contract, model: Any, version: str) -> 
     fitted_on, _ = split_off(
         pool, settings.train.test_fraction, settings.train.seed, task.stratify(str(target.name))
     )
-    baseline_model = task.baseline().fit(model_inputs(fitted_on, contract), fitted_on[target.name])
+    fitted_inputs = model_inputs(fitted_on, contract)
+    baseline_model = task.baseline().fit(fitted_inputs, fitted_on[target.name])
     baseline = task.score(baseline_model, inputs, target, classes)
     # Typical cases, the directional feature and spreads come from the training part only.
-    fitted_on = fitted_on.copy()
-    fitted_on[contract.feature_names] = model_inputs(fitted_on, contract)
-    test[contract.feature_names] = inputs
+    fitted_on = fitted_on.assign(**fitted_inputs)
+    held_out = test.assign(**inputs)
     behavioural = run_behavioural_tests(
-        model, fitted_on, test, contract, task, settings.evaluate.directional
+        model, fitted_on, held_out, contract, task, settings.evaluate.directional
     )
     failures = threshold_failures(settings, metrics, baseline)
     return Evaluation(version, metrics, baseline, failures, behavioural)
@@ -149,9 +150,9 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     import mlflow
 
     model = load_serving_model(trained.run_id)
-    evaluation = assess(settings, contract, model, trained.model_version)
-    metrics, behavioural = evaluation.metrics, evaluation.behavioural
     test = read_table(settings.data.test_path, contract)
+    evaluation = assess(settings, contract, model, trained.model_version, test)
+    metrics, behavioural = evaluation.metrics, evaluation.behavioural
     inputs, target = model_inputs(test, contract), test[contract.target.name]
     report_dir = settings.evaluate.report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
     summary = {**metrics, **baseline, "passed": evaluation.passed}
     settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
-    results = [asdict(test) for test in behavioural]
+    results = [asdict(result) for result in behavioural]
     settings.evaluate.behavioural_file.write_text(json.dumps(results, indent=2) + "\n")
     with mlflow.start_run(run_id=trained.run_id):
         mlflow.log_metrics({METRIC_TAG_PREFIX + name: value for name, value in metrics.items()})
