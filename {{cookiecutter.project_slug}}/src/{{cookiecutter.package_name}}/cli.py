@@ -54,7 +54,7 @@ def prepare() -> None:
 
     settings = load_settings()
     contract = load_contract(settings.contract_path)
-    result = run_prepare(settings, contract.target.name)
+    result = run_prepare(settings, contract)
     typer.echo(
         f"prepared {result.raw_rows} rows -> {settings.data.raw_path}; "
         f"training pool {result.train_rows} -> {settings.data.train_path}; "
@@ -251,7 +251,7 @@ def monitor(
     ] = None,
     labels: Annotated[
         Path | None,
-        typer.Option(help="CSV of request_id, row, <target>: judge the model's quality too."),
+        typer.Option(help="CSV of prediction_id, row, <target>: judge the model's quality too."),
     ] = None,
     window: Annotated[
         int | None, typer.Option(help="Latest rows of the log to check (default: params).")
@@ -283,7 +283,12 @@ def monitor(
 @reports_errors
 def simulate(
     kind: Annotated[str, typer.Argument(help="clean | drifted")],
-    rows: Annotated[int, typer.Option(min=1, help="Rows in the batch.")] = 200,
+    rows: Annotated[
+        int | None, typer.Option(min=1, help="Rows in the batch (default: every held-back row).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Draw rows more than once (allows more rows than held back).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same batch).")] = 0,
     missing: Annotated[
         float, typer.Option(min=0, max=1, help="Share of values to blank (CSV only).")
@@ -300,7 +305,7 @@ def simulate(
     """Make a production-like batch from the held-back data, clean or drifted.
 
     With --url the rows are sent to the service (so they land in its prediction log) and their
-    true labels are written next to the batch as OUTPUT.labels.csv, keyed by request id.
+    true labels are written next to the batch as OUTPUT.labels.csv, keyed by prediction id.
     """
     from .contract import load_contract
     from .settings import load_settings
@@ -317,13 +322,13 @@ def simulate(
     settings = load_settings()
     contract = load_contract(settings.contract_path)
     production = read_table(settings.data.production_path, contract)
-    batch = make_batch(
-        production, contract, rows, seed, drifted=kind == "drifted", missing_share=missing
-    )
+    drifted = kind == "drifted"
+    batch = make_batch(production, contract, rows, seed, drifted=drifted, replace=replace)
+    batch = batch.with_missing(missing, contract, seed)
     output = output or Path("data/simulated") / f"{kind}-{seed}.csv"
     labels_path = output.with_suffix(".labels.csv")
     write_new_csv(batch.frame, output, force=force)
-    typer.echo(f"{kind} batch of {rows} rows -> {output}")
+    typer.echo(f"{kind} batch of {len(batch.frame)} rows -> {output}")
     if batch.drifted_columns:
         typer.echo(f"  changed columns: {', '.join(batch.drifted_columns)}")
     if url is not None:
@@ -331,7 +336,7 @@ def simulate(
         secret = None if api_key is None else api_key.get_secret_value()
         labels = replay(batch.frame, contract, url, batch_size, secret)
         write_new_csv(labels, labels_path, force=force)
-        typer.echo(f"  sent to {url}; labels (request_id, row, target) -> {labels_path}")
+        typer.echo(f"  sent to {url}; labels (prediction_id, row, target) -> {labels_path}")
 
 
 @app.command()
@@ -341,7 +346,8 @@ def retrain(
         Path | None, typer.Option(help="Labelled CSV (features and the target column).")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(help="Labels for logged predictions (request_id, row, target).")
+        Path | None,
+        typer.Option(help="Labels for logged predictions (prediction_id, row, target)."),
     ] = None,
     log: Annotated[
         Path | None, typer.Option(help="Prediction log with --labels (default: serve's).")
@@ -361,7 +367,10 @@ def retrain(
         rows = labelled_file(data, contract)
     else:
         assert labels is not None  # noqa: S101 - checked above  # nosec B101
-        rows = labelled_rows(labelled_log(settings, contract, labels, log), contract)
+        window = labelled_log(settings, contract, labels, log)
+        for note in window.notes:
+            typer.echo(f"note: {note}")
+        rows = labelled_rows(window, contract)
     typer.echo(run_retrain(settings, contract, rows).message())
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from .behavioral import BehaviouralResult, run_behavioural_tests
-from .bundle import MODEL_FILE, model_inputs
-from .contract import Contract
+from .bundle import CONTRACT_FILE, MODEL_FILE, model_inputs
+from .contract import Contract, load_contract
 from .errors import QualityGateError
-from .prepare import split_off
+from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
 from .tracking import configure, reported_failures
@@ -45,13 +45,18 @@ class Evaluation:
 
 def load_serving_model(run_id: str) -> Any:
     """The model exactly as serving will load it: the run's joblib bundle."""
+    return load_serving_bundle(run_id)[0]
+
+
+def load_serving_bundle(run_id: str) -> tuple[Any, Contract]:
+    """The run's model as serving loads it, and the contract it was trained for."""
     import joblib
     import mlflow
 
     local = Path(
         mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SERVING_ARTIFACTS)
     )
-    return joblib.load(local / MODEL_FILE)
+    return joblib.load(local / MODEL_FILE), load_contract(local / CONTRACT_FILE)
 
 
 def threshold_failures(
@@ -126,9 +131,7 @@ def assess(
     metrics = task.score(model, inputs, target, classes)
     pool = read_table(settings.data.train_path, contract)
     # The training part exactly as `train` split it: the baseline never sees held-out rows.
-    fitted_on, _ = split_off(
-        pool, settings.train.test_fraction, settings.train.seed, task.stratify(str(target.name))
-    )
+    fitted_on, _ = evaluation_split(pool, settings, contract)
     fitted_inputs = model_inputs(fitted_on, contract)
     baseline_model = task.baseline().fit(fitted_inputs, fitted_on[target.name])
     baseline = task.score(baseline_model, inputs, target, classes)

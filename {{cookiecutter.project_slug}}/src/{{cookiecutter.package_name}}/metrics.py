@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,50 +11,58 @@ import pandas as pd
 BINARY = 2
 
 
+def _roc_auc(y_true: pd.Series, scores: np.ndarray[Any, Any], classes: Sequence[str]) -> float:
+    from sklearn import metrics
+
+    if len(classes) == BINARY:
+        return float(metrics.roc_auc_score(y_true == classes[-1], scores[:, -1]))
+    # scikit-learn wants the labels sorted, with the score columns in that order.
+    return float(
+        metrics.roc_auc_score(
+            y_true, scores[:, np.argsort(classes)], multi_class="ovr", labels=sorted(classes)
+        )
+    )
+
+
 def classification_metrics(
     y_true: pd.Series,
     y_pred: np.ndarray[Any, Any],
     scores: np.ndarray[Any, Any],
     classes: Sequence[str],
+    only: str | None = None,
 ) -> dict[str, float]:
-    """Accuracy, F1, precision, recall and ROC AUC; a binary target's last class is positive.
+    """Accuracy, F1, precision, recall and ROC AUC (or `only` one).
 
-    `scores` has one column per class, in the order of `classes` (the contract's `allowed`).
+    A binary target's last class is positive. `scores` has one column per class, in the order
+    of `classes` (the contract's `allowed`).
     """
     from sklearn import metrics
 
     binary = len(classes) == BINARY
-    average = "binary" if binary else "macro"
-    positive = classes[-1] if binary else None
-    kwargs: dict[str, Any] = {"average": average, "zero_division": 0}
+    kwargs: dict[str, Any] = {"average": "binary" if binary else "macro", "zero_division": 0}
     if binary:
-        kwargs["pos_label"] = positive
-    roc_auc = (
-        metrics.roc_auc_score(y_true == positive, scores[:, -1])
-        if binary
-        # scikit-learn wants the labels sorted, with the score columns in that order.
-        else metrics.roc_auc_score(
-            y_true,
-            scores[:, np.argsort(classes)],
-            multi_class="ovr",
-            labels=sorted(classes),
-        )
-    )
-    return {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "f1": float(metrics.f1_score(y_true, y_pred, **kwargs)),
-        "precision": float(metrics.precision_score(y_true, y_pred, **kwargs)),
-        "recall": float(metrics.recall_score(y_true, y_pred, **kwargs)),
-        "roc_auc": float(roc_auc),
+        kwargs["pos_label"] = classes[-1]
+    compute: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: metrics.accuracy_score(y_true, y_pred),
+        "f1": lambda: metrics.f1_score(y_true, y_pred, **kwargs),
+        "precision": lambda: metrics.precision_score(y_true, y_pred, **kwargs),
+        "recall": lambda: metrics.recall_score(y_true, y_pred, **kwargs),
+        "roc_auc": lambda: _roc_auc(y_true, scores, classes),
     }
+    names = [only] if only is not None else list(compute)
+    return {name: float(compute[name]()) for name in names}
 
 
-def regression_metrics(y_true: pd.Series, y_pred: np.ndarray[Any, Any]) -> dict[str, float]:
-    """R², RMSE and MAE."""
+def regression_metrics(
+    y_true: pd.Series, y_pred: np.ndarray[Any, Any], only: str | None = None
+) -> dict[str, float]:
+    """R², RMSE and MAE (or `only` one)."""
     from sklearn import metrics
 
-    return {
-        "r2": float(metrics.r2_score(y_true, y_pred)),
-        "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
-        "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
+    compute: dict[str, Callable[[], float]] = {
+        "r2": lambda: metrics.r2_score(y_true, y_pred),
+        "rmse": lambda: np.sqrt(metrics.mean_squared_error(y_true, y_pred)),
+        "mae": lambda: metrics.mean_absolute_error(y_true, y_pred),
     }
+    names = [only] if only is not None else list(compute)
+    return {name: float(compute[name]()) for name in names}

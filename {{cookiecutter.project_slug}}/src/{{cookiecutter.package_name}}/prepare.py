@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .contract import Contract
 from .errors import ProjectError
+from .rows import production_split
 from .settings import Settings
 from .tabular import read_table
 
 SKLEARN_PREFIX = "sklearn:"
-MIN_ROWS_TO_SPLIT = 2
 
 
 def _breast_cancer() -> pd.DataFrame:
@@ -65,48 +66,30 @@ def load_source(source: str) -> pd.DataFrame:
     return read_table(Path(source))
 
 
-def split_off(
-    frame: pd.DataFrame, fraction: float, seed: int, stratify_by: str | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministically split off `fraction` of the rows, keeping class shares when stratified."""
-    from sklearn.model_selection import train_test_split
-
-    if len(frame) < MIN_ROWS_TO_SPLIT:
-        raise ProjectError(
-            f"the data has {len(frame)} rows; at least {MIN_ROWS_TO_SPLIT} are needed to split it"
-        )
-    stratify = frame[stratify_by] if stratify_by else None
-    if stratify is not None:
-        counts = stratify.value_counts()
-        rare = counts[counts < MIN_ROWS_TO_SPLIT]
-        if not rare.empty:
-            raise ProjectError(
-                f"class {rare.index[0]!r} of {stratify_by} has {int(rare.iloc[0])} row(s); a "
-                f"stratified split needs at least {MIN_ROWS_TO_SPLIT} of every class (and "
-                "evaluation a few more); fix: add rows of it, or merge it into another class"
-            )
-    train, production = train_test_split(
-        frame, test_size=fraction, random_state=seed, stratify=stratify
-    )
-    return train.sort_index(), production.sort_index()
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
 
 
-def run_prepare(settings: Settings, target: str) -> PrepareResult:
+def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
     """Write data/raw and the training / production split described by params.yaml."""
     data = settings.data
     raw = load_source(data.source)
+    target = contract.target.name
     if target not in raw.columns:
         raise ProjectError(
             f"data.source {data.source!r} has no target column {target!r}; "
             "fix: set target.name in the data contract"
         )
-    stratify_by = settings.task.stratify(target)
-    train, production = split_off(raw, data.production_fraction, data.seed, stratify_by)
+    missing = [name for name in contract.feature_names if name not in raw.columns]
+    if missing:
+        raise ProjectError(
+            f"data.source {data.source!r} lacks the contract's feature(s) "
+            f"{', '.join(missing[:5])}; fix: correct the contract (`profile` proposes one) "
+            "or the data"
+        )
+    # Split by row key: a row (and any copy of it) is always on the same side.
+    train, production = production_split(raw, settings, contract)
     # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
     # the same rows, so monitoring keeps comparing like with like.
     labelled = read_labelled_batches(settings.monitor.labelled_dir, list(raw.columns))

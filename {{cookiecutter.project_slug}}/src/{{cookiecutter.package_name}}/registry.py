@@ -16,15 +16,33 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
-from .bundle import CARD_FILE, CONTRACT_FILE, install, read_metadata, write_metadata
+from .bundle import (
+    CARD_FILE,
+    CONTRACT_FILE,
+    install,
+    model_inputs,
+    read_metadata,
+    write_metadata,
+)
 from .contract import Contract, load_contract
 from .errors import ProjectError
-from .evaluate import BASELINE_TAG_PREFIX, EVALUATION_ARTIFACTS, GATE_TAG, METRIC_TAG_PREFIX
+from .evaluate import (
+    BASELINE_TAG_PREFIX,
+    EVALUATION_ARTIFACTS,
+    GATE_TAG,
+    METRIC_TAG_PREFIX,
+    load_serving_bundle,
+    load_serving_model,
+)
+from .rows import row_keys
 from .settings import BEHAVIOURAL_FILE, Settings
+from .tabular import read_table
 from .tracking import reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
 
 PROMOTED_AT = "promoted_at"
+# The promotion gate's decision and figures, as JSON, on the challenger's version.
+PROMOTION_TAG = "promotion"
 ROLLED_BACK_AT = "rolled_back_at"
 
 
@@ -96,6 +114,7 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "task": str(settings.task),
             "metrics": _tagged(version, METRIC_TAG_PREFIX),
             "baseline": _tagged(version, BASELINE_TAG_PREFIX),
+            "promotion": json.loads(version.tags.get(PROMOTION_TAG, "null")),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_metadata(staging, metadata)
@@ -140,6 +159,10 @@ baseline and a perfect score, and every threshold to be met.
 | metric | value | baseline | threshold |
 |---|---|---|---|
 {threshold_rows}
+
+## Promotion
+
+{promotion}
 
 ## Behavioural tests
 
@@ -187,6 +210,20 @@ def _table_rows(
     return {"threshold_rows": metric_rows, "behaviour_rows": behaviour_rows}
 
 
+def _promotion_text(record: dict[str, Any] | None) -> str:
+    """The gate's decision for this version: both figures on the same rows, the interval."""
+    if record is None:
+        return "Not recorded: promoted before the gate recorded its decisions."
+    text = f"{record['decided_at']}: {record['message']}."
+    comparison = record.get("comparison")
+    if comparison:
+        text += (
+            f" The held-out rows' SHA-256 (of their sorted row keys): "
+            f"`{comparison['rows_sha256'][:16]}...`; both figures are on exactly these rows."
+        )
+    return text
+
+
 def model_card(
     settings: Settings,
     metadata: dict[str, Any],
@@ -212,6 +249,7 @@ def model_card(
         params="\n".join(f"- `{k}`: {v}" for k, v in sorted(run.data.params.items())),
         primary_metric=settings.evaluate.primary_metric,
         gain=settings.evaluate.min_gain_over_baseline,
+        promotion=_promotion_text(metadata.get("promotion")),
         **_table_rows(settings, metadata, behavioural),
         data_name=contract.name,
         about=contract.description or "(no description: add one to contract.yaml)",
@@ -220,64 +258,135 @@ def model_card(
     )
 
 
+def held_out_comparison(settings: Settings, champion: Any, challenger: Any) -> Any | None:
+    """Both versions, as registered, scored now on the current held-out rows (paired bootstrap).
+
+    None when the champion was trained for other columns or classes: it cannot score these rows.
+    """
+    from .comparison import paired_bootstrap, rows_digest, score_rows
+
+    contract = load_contract(settings.contract_path)
+    champion_model, trained_for = load_serving_bundle(champion.run_id)
+    if trained_for.feature_names != contract.feature_names or trained_for.target != contract.target:
+        return None
+    challenger_model = load_serving_model(challenger.run_id)
+    test = read_table(settings.data.test_path, contract)
+    task, classes = settings.task, list(contract.target.allowed or [])
+    inputs = model_inputs(test, contract)
+    return paired_bootstrap(
+        task,
+        settings.evaluate.primary_metric,
+        test[contract.target.name],
+        score_rows(task, champion_model, inputs, classes),
+        score_rows(task, challenger_model, inputs, classes),
+        classes,
+        resamples=settings.evaluate.bootstrap_resamples,
+        confidence=settings.evaluate.confidence,
+        seed=settings.train.seed,
+        rows_sha256=rows_digest(list(row_keys(test, contract.feature_names))),
+    )
+
+
+def _judge(settings: Settings, champion: Any | None, challenger: Any) -> tuple[bool, str, Any]:
+    """(promote?, why, the comparison if one was made): the promotion gate's rule."""
+    alias, margin = settings.registry.champion_alias, settings.evaluate.promotion_margin
+    if champion is None:
+        metric = settings.evaluate.primary_metric
+        value = _test_metric(challenger, metric)
+        return True, f"{metric} {value:.4f} on its held-out rows (no previous champion)", None
+    if str(champion.version) == str(challenger.version):
+        return False, f"v{champion.version} is already the {alias}", None
+    if ROLLED_BACK_AT in challenger.tags:
+        return (
+            False,
+            (
+                f"{alias} v{champion.version} stays: v{challenger.version} was rolled back from "
+                "and is never promoted again; fix: train a new version (dvc repro --force)"
+            ),
+            None,
+        )
+    comparison = held_out_comparison(settings, champion, challenger)
+    if comparison is None:
+        return (
+            True,
+            (
+                f"v{champion.version} was trained for another data contract and cannot score these "
+                "rows; the challenger replaces it (rollback restores it)"
+            ),
+            None,
+        )
+    figures = (
+        f"{comparison.metric} {comparison.challenger:.4f} ({comparison.metric} "
+        f"{comparison.champion:.4f} of v{champion.version}) on the same {comparison.rows} "
+        f"held-out rows; gain {comparison.gain:+.4f}, {comparison.confidence:.0%} interval "
+        f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.resamples} paired "
+        f"bootstrap resamples)"
+    )
+    if comparison.better_by(margin):
+        return True, f"{figures}, above the margin {margin}", comparison
+    return (
+        False,
+        (
+            f"{alias} v{champion.version} stays: challenger v{challenger.version} {figures}, not "
+            f"wholly above the margin {margin}"
+        ),
+        comparison,
+    )
+
+
+def _record(
+    client: Any, settings: Settings, challenger: Any, decision: Decision, comparison: Any
+) -> dict[str, Any]:
+    """The gate's decision on the challenger's version and run, and in the promotion file."""
+    record = {
+        "challenger_version": str(challenger.version),
+        "promoted": decision.promoted,
+        "champion_version": decision.champion_version,
+        "message": decision.message,
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "comparison": None if comparison is None else comparison.to_dict(),
+    }
+    name = settings.registry.model_name
+    client.set_model_version_tag(name, challenger.version, PROMOTION_TAG, json.dumps(record))
+    if comparison is not None:
+        for key in ("champion", "challenger", "gain", "low", "high", "rows"):
+            client.log_metric(challenger.run_id, f"gate_{key}", float(getattr(comparison, key)))
+    path = settings.evaluate.promotion_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 @reported_failures("promoting")
 def promote(settings: Settings) -> Decision:
-    """Move the champion alias to the latest model if it beats the champion by the margin."""
+    """Move the champion alias to the latest model if it beats the champion (same rows, now).
+
+    Better means: the whole confidence interval of its gain is above evaluate.promotion_margin.
+    """
     client = _client(settings)
     trained = TrainResult.load(settings.train.run_file)
-    name, alias, metric = (
-        settings.registry.model_name,
-        settings.registry.champion_alias,
-        settings.evaluate.primary_metric,
-    )
+    name, alias = settings.registry.model_name, settings.registry.champion_alias
     challenger = client.get_model_version(name, trained.model_version)
     if challenger.tags.get(GATE_TAG) != "true":
         raise ProjectError(
             f"model v{challenger.version} has not passed the quality gate; fix: run evaluate"
         )
     champion = _champion(client, settings)
-    challenger_value = _test_metric(challenger, metric)
-    champion_value = _test_metric(champion, metric) if champion is not None else None
-    if champion is not None and str(champion.version) == str(challenger.version):
-        serving = champion
-        decision = Decision(
-            False, str(champion.version), f"v{champion.version} is already the {alias}"
-        )
-    elif (
-        champion is not None
-        and champion_value is not None
-        and not settings.task.is_better(
-            metric,
-            challenger_value,
-            champion_value,
-            settings.evaluate.promotion_margin,
-        )
-    ):
-        serving = champion
-        decision = Decision(
-            False,
-            str(champion.version),
-            f"{alias} v{champion.version} stays: {metric} {champion_value:.4f} vs "
-            f"challenger v{challenger.version} {challenger_value:.4f} "
-            f"(margin {settings.evaluate.promotion_margin})",
-        )
-    else:
-        serving = challenger
+    promoted, why, comparison = _judge(settings, champion, challenger)
+    if promoted:
         client.set_registered_model_alias(name, alias, challenger.version)
         client.set_model_version_tag(
             name, challenger.version, PROMOTED_AT, datetime.now(UTC).isoformat()
         )
-        before = (
-            f"{metric} {champion_value:.4f} of v{champion.version}"
-            if champion is not None
-            else "no previous champion"
-        )
         decision = Decision(
-            True,
-            str(challenger.version),
-            f"v{challenger.version} is the new {alias}: {metric} {challenger_value:.4f} ({before})",
+            True, str(challenger.version), f"v{challenger.version} is the new {alias}: {why}"
         )
+    else:
+        assert champion is not None  # noqa: S101 - only a champion can stay  # nosec B101
+        decision = Decision(False, str(champion.version), why)
+    _record(client, settings, challenger, decision, comparison)
     if decision.promoted or read_metadata(settings.registry.export_dir) is None:
+        serving = client.get_model_version(name, decision.champion_version)
         export_champion(client, settings, serving)
     return decision
 

@@ -27,18 +27,56 @@ from .errors import DataValidationError, ProjectError, QualityGateError
 from .files import claim_new_path, utc_stamp
 from .monitoring.records import PREDICTION
 from .monitoring.window import Window
+from .rows import row_keys
 from .settings import Settings
 from .tabular import read_table
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """A labelled batch's rows that are new to the training data, and what was skipped."""
+
+    rows: pd.DataFrame
+    known: int
+    repeated: int
+
+    def skipped(self) -> str:
+        """What was left out and why, for the CLI ('' when nothing was)."""
+        parts = []
+        if self.known:
+            parts.append(f"{self.known} already in the training data")
+        if self.repeated:
+            parts.append(f"{self.repeated} repeated within the batch")
+        return f" (skipped {' and '.join(parts)})" if parts else ""
+
+
+def new_rows(rows: pd.DataFrame, settings: Settings, contract: Contract) -> NewRows:
+    """The rows whose features are new: not in the training pool, a stored batch, or earlier rows.
+
+    A row learnt twice would weigh double, and a copy of a held-out row would leak it: rows are
+    identified by their features (`rows.row_keys`), whatever their label says.
+    """
+    features = contract.feature_names
+    keys = row_keys(rows, features)
+    stored = [settings.data.train_path, *sorted(settings.monitor.labelled_dir.glob("*.csv"))]
+    known: set[str] = set()
+    for path in (path for path in stored if path.is_file()):
+        known.update(row_keys(read_table(path, contract), features))
+    is_known = keys.isin(known)
+    repeated = keys.duplicated() & ~is_known
+    fresh = rows[~is_known & ~repeated].reset_index(drop=True)
+    return NewRows(fresh, int(is_known.sum()), int(repeated.sum()))
 
 
 @dataclass(frozen=True)
 class RetrainResult:
     """What retraining stored and what the gate decided."""
 
-    batch_path: Path
+    batch_path: Path | None
     rows: int
     champion_before: int | None
     champion_after: int | None
+    skipped: str = ""
 
     @property
     def champion_changed(self) -> bool:
@@ -47,7 +85,12 @@ class RetrainResult:
 
     def message(self) -> str:
         """One line for the CLI."""
-        stored = f"stored {self.rows} labelled rows in {self.batch_path}"
+        if self.batch_path is None:
+            return (
+                f"nothing new to learn from{self.skipped}: nothing stored, the pipeline did not "
+                f"run, the champion is unchanged (v{self.champion_before})"
+            )
+        stored = f"stored {self.rows} labelled rows in {self.batch_path}{self.skipped}"
         if self.champion_changed:
             return (
                 f"{stored}; the gate promoted v{self.champion_after} (was v{self.champion_before})"
@@ -59,7 +102,7 @@ def labelled_rows(window: Window, contract: Contract) -> pd.DataFrame:
     """The window's labelled rows as training rows: features and the true target."""
     if window.labels is None or window.labels.notna().sum() == 0:
         raise ProjectError(
-            f"{window.source}: no labelled rows; fix: pass --labels (request_id, row, "
+            f"{window.source}: no labelled rows; fix: pass --labels (prediction_id, row, "
             f"{contract.target.name}) or a CSV with the {contract.target.name} column"
         )
     labelled = window.labels.notna()
@@ -121,7 +164,10 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
     if rows.empty:
         raise ProjectError("no labelled rows to retrain on")
     before = champion_version(settings)
-    path = store_batch(rows, settings, contract, datetime.now(UTC))
+    fresh = new_rows(rows, settings, contract)
+    if fresh.rows.empty:
+        return RetrainResult(None, 0, before, before, fresh.skipped())
+    path = store_batch(fresh.rows, settings, contract, datetime.now(UTC))
     # dvc.yaml's stages call this project's console script: put its environment first on
     # PATH, so retraining works when the CLI is run from .venv/bin without activation.
     scripts = Path(sys.executable).parent
@@ -142,4 +188,4 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
             f"labelled rows stay in {path}, the champion is unchanged (v{before}), and "
             "`dvc checkout` restores the pipeline's last outputs"
         )
-    return RetrainResult(path, len(rows), before, champion_version(settings))
+    return RetrainResult(path, len(fresh.rows), before, champion_version(settings), fresh.skipped())

@@ -119,6 +119,10 @@ class EvaluateSettings(Section):
     # of the distance to a perfect score.
     min_gain_over_baseline: float = Field(default=0.1, ge=0, lt=1)
     promotion_margin: float = Field(ge=0)
+    # The promotion gate scores champion and challenger on the same held-out rows and promotes
+    # only when the whole `confidence` interval of the gain (paired bootstrap) is above the margin.
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
     report_dir: Path
     directional: DirectionalSettings = Field(default_factory=DirectionalSettings)
 
@@ -131,6 +135,11 @@ class EvaluateSettings(Section):
     def behavioural_file(self) -> Path:
         """The behavioural tests' results."""
         return self.report_dir / BEHAVIOURAL_FILE
+
+    @property
+    def promotion_file(self) -> Path:
+        """The promotion gate's decision with both figures on the same rows (a DVC metric)."""
+        return self.report_dir / "promotion.json"
 
 
 class RegistrySettings(Section):

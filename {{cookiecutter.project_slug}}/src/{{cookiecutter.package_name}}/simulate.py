@@ -1,9 +1,10 @@
 """Command `simulate`: production-like batches, clean or drifted, as CSV or sent to the service.
 
-Rows are drawn from the held-back production data (never used in training), so a clean batch
-looks like real traffic. A drifted one shifts and widens half of the numeric features and skews
-the category mix, clipped to the contract so the service still accepts every row; labels keep
-their original values, so the model's quality drops where its inputs moved.
+Rows are drawn from the held-back production data (never used in training), each at most once
+unless asked, so a clean batch looks like real traffic and its labels add no copies. A drifted
+one shifts and widens half of the numeric features and skews the category mix, clipped to the
+contract so the service still accepts every row; labels keep their original values, so the
+model's quality drops where its inputs moved.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 
 from .contract import Contract
 from .errors import ProjectError
-from .monitoring.records import REQUEST_ID, ROW
+from .monitoring.records import PREDICTION_ID, ROW
 from .settings import API_KEY_HEADER
 
 SHIFT_IN_STDS = 1.0
@@ -35,21 +36,42 @@ class Batch:
     frame: pd.DataFrame
     drifted_columns: list[str]
 
+    def with_missing(self, share: float, contract: Contract, seed: int) -> Batch:
+        """The batch with about `share` of every feature's values blanked (seeded)."""
+        if share <= 0:
+            return self
+        rng = np.random.default_rng(seed)
+        frame = self.frame.copy()
+        for column in contract.features:
+            blank = rng.random(len(frame)) < share
+            frame[column.name] = frame[column.name].astype(object).where(~blank, None)
+        return Batch(frame, self.drifted_columns)
+
 
 def make_batch(
     production: pd.DataFrame,
     contract: Contract,
-    rows: int,
+    rows: int | None,
     seed: int,
     *,
     drifted: bool,
-    missing_share: float = 0.0,
+    replace: bool = False,
 ) -> Batch:
-    """`rows` rows resampled from `production`; shifted, rescaled and re-mixed if `drifted`."""
+    """`rows` rows drawn from `production` (all by default), changed if `drifted`.
+
+    Drifted: shifted, rescaled and re-mixed. Without `replace` no row is drawn twice: copies
+    would count twice as labels.
+    """
     if production.empty:
         raise ProjectError("the production data is empty; fix: run `dvc repro` (prepare)")
+    rows = len(production) if rows is None else rows
+    if rows > len(production) and not replace:
+        raise ProjectError(
+            f"--rows {rows} is more than the {len(production)} held-back production rows; fix: "
+            f"--rows {len(production)} or fewer, or --replace to draw rows more than once"
+        )
     rng = np.random.default_rng(seed)
-    picked = rng.integers(0, len(production), size=rows)
+    picked = rng.choice(len(production), size=rows, replace=replace)
     batch = production.iloc[picked].reset_index(drop=True).copy()
     changed: list[str] = []
     if drifted:
@@ -73,10 +95,6 @@ def make_batch(
                 flip = rng.random(len(batch)) < 0.6  # noqa: PLR2004 - share of rows re-mixed
                 batch[column.name] = values.where(~flip, rare)
                 changed.append(column.name)
-    if missing_share > 0:
-        for column in contract.features:
-            blank = rng.random(len(batch)) < missing_share
-            batch[column.name] = batch[column.name].astype(object).where(~blank, None)
     return Batch(batch, changed)
 
 
@@ -107,7 +125,7 @@ def replay(
     batch_size: int,
     api_key: str | None = None,
 ) -> pd.DataFrame:
-    """POST the batch's features to the service; return labels keyed by request id and row."""
+    """POST the batch's features to the service; return labels keyed by prediction id and row."""
     if not url.startswith(("http://", "https://")):
         raise ProjectError(
             f"--url {url!r} is not an http(s) address; fix: e.g. http://127.0.0.1:8000"
@@ -122,7 +140,11 @@ def replay(
         answer = _post(endpoint, body, api_key)
         for row in range(len(chunk)):
             labels.append(
-                {REQUEST_ID: answer[REQUEST_ID], ROW: row, target: batch[target].iloc[start + row]}
+                {
+                    PREDICTION_ID: answer[PREDICTION_ID],
+                    ROW: row,
+                    target: batch[target].iloc[start + row],
+                }
             )
     return pd.DataFrame(labels)
 

@@ -115,9 +115,14 @@ class Task(ABC):
 
     @abstractmethod
     def metrics_of(
-        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
+        self,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        only: str | None = None,
     ) -> dict[str, float]:
-        """Every metric of the task from true values, predictions and class probabilities."""
+        """Every metric of the task (or `only` one), from true values, predictions, scores."""
 
     @abstractmethod
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
@@ -199,11 +204,16 @@ class Classification(Task):
         return np.asarray(model.predict_proba(inputs))[:, [order.index(c) for c in classes]]
 
     def metrics_of(
-        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
+        self,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        only: str | None = None,
     ) -> dict[str, float]:
         if scores is None:
             raise ValueError("classification metrics need class probabilities")
-        return classification_metrics(target, predicted, scores, classes)
+        return classification_metrics(target, predicted, scores, classes, only)
 
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         probabilities = pipeline.predict_proba(inputs)
@@ -323,9 +333,14 @@ class Regression(Task):
         return None
 
     def metrics_of(
-        self, target: pd.Series, predicted: Array, scores: Array | None, classes: Sequence[str]
+        self,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        only: str | None = None,
     ) -> dict[str, float]:
-        return regression_metrics(target, np.asarray(predicted, dtype=float))
+        return regression_metrics(target, np.asarray(predicted, dtype=float), only)
 
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         return [Prediction(float(value)) for value in pipeline.predict(inputs)]

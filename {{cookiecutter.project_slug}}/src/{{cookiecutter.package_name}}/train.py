@@ -19,7 +19,7 @@ import pandas as pd
 from .bundle import model_inputs, write_model_files
 from .contract import Contract
 from .errors import ProjectError
-from .prepare import split_off
+from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
 from .task import Task, load_class
@@ -187,12 +187,7 @@ def fit(settings: Settings, contract: Contract) -> Fitted:
     """Split off the held-out rows (written for `evaluate`), cross-validate, fit the rest."""
     frame = read_table(settings.data.train_path, contract)
     target_name = contract.target.name
-    train_rows, test_rows = split_off(
-        frame,
-        settings.train.test_fraction,
-        settings.train.seed,
-        settings.task.stratify(target_name),
-    )
+    train_rows, test_rows = evaluation_split(frame, settings, contract)
     test_file = settings.data.test_path
     test_file.parent.mkdir(parents=True, exist_ok=True)
     test_rows.to_csv(test_file, index=False)

@@ -96,7 +96,7 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
         )
     lenient, weak = configured(settings), configured(settings, **WEAK_MODEL)
     primary = settings.evaluate.primary_metric
-    run_prepare(lenient, contract.target.name)
+    run_prepare(lenient, contract)
     publish_split(lenient)
 
     # A weak model that still passes the gate becomes the first champion.
@@ -154,7 +154,7 @@ def test_same_data_and_params_reproduce_the_metrics(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:
     repeat = configured(settings)
-    run_prepare(repeat, contract.target.name)
+    run_prepare(repeat, contract)
     publish_split(repeat)
     first = run_train(repeat, contract)
     second = run_train(repeat, contract)
@@ -174,7 +174,7 @@ def test_missed_threshold_names_both_figures(
             "evaluate": strict.evaluate.model_copy(update={"thresholds": {primary: impossible}})
         }
     )
-    run_prepare(strict, contract.target.name)
+    run_prepare(strict, contract)
     publish_split(strict)
     run_train(strict, contract)
     with pytest.raises(
@@ -221,7 +221,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
             "monitor": local.monitor.model_copy(update={"labelled_dir": workspace / "labelled"})
         }
     )
-    run_prepare(local, contract.target.name)
+    run_prepare(local, contract)
     publish_split(local)
     pool = len(read_table(local.data.train_path))
     train_and_evaluate(local, contract)
@@ -230,7 +230,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     champion = json.loads(metadata.read_text())
     primary = local.evaluate.primary_metric
     production = read_table(local.data.production_path, contract)
-    drifted = make_batch(production, contract, 120, 3, drifted=True).frame
+    drifted = make_batch(production, contract, None, 3, drifted=True).frame
     now = datetime(2026, 1, 1, tzinfo=UTC)
 
     # Rows that break the contract are refused and nothing is stored.
@@ -243,7 +243,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     first = store_batch(drifted, local, contract, now)
     second = store_batch(drifted, local, contract, now)
     assert first != second  # a second batch in the same second never overwrites the first
-    run_prepare(local, contract.target.name)
+    run_prepare(local, contract)
     publish_split(local)
     assert len(read_table(local.data.train_path)) == pool + 2 * len(drifted)
     try:

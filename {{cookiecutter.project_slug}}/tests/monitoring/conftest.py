@@ -21,8 +21,9 @@ from {{ cookiecutter.package_name }}.bundle import (
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
 )
-from {{ cookiecutter.package_name }}.prepare import (
-    split_off,
+from {{ cookiecutter.package_name }}.rows import (
+    evaluation_split,
+    production_split,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
@@ -46,11 +47,8 @@ def deployment(
     """Prepared data and a champion trained on the pool, with its held-out metrics on record."""
     folder = tmp_path_factory.mktemp("deployment")
     target = contract.target.name
-    stratify = settings.task.stratify(target)
-    pool, production = split_off(
-        sample, settings.data.production_fraction, settings.data.seed, stratify
-    )
-    train, held_out = split_off(pool, settings.train.test_fraction, settings.train.seed, stratify)
+    pool, production = production_split(sample, settings, contract)
+    train, held_out = evaluation_split(pool, settings, contract)
     (folder / "data").mkdir()
     pool.to_csv(folder / "data/train.csv", index=False)
     production.to_csv(folder / "data/production.csv", index=False)

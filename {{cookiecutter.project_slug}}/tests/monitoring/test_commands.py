@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -37,7 +38,9 @@ def monitored(deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return tmp_path
 
 
-def test_simulate_writes_a_batch_and_refuses_to_overwrite_it(monitored: Path) -> None:
+def test_simulate_writes_a_batch_and_refuses_to_overwrite_it(
+    monitored: Path, deployment: Path
+) -> None:
     batch = monitored / "clean.csv"
     first = runner.invoke(app, ["simulate", "clean", "--rows", "50", "--output", str(batch)])
     assert first.exit_code == 0, first.output
@@ -46,6 +49,19 @@ def test_simulate_writes_a_batch_and_refuses_to_overwrite_it(monitored: Path) ->
     assert again.exit_code == 2
     assert "already exists; fix: pass --force" in again.output
     assert batch.read_bytes() == content
+    # By default every held-back row, each once: labels for it add no copies of a row.
+    whole = monitored / "whole.csv"
+    assert runner.invoke(app, ["simulate", "clean", "--output", str(whole)]).exit_code == 0
+    production = pd.read_csv(deployment / "data/production.csv")
+    drawn = pd.read_csv(whole)
+    assert len(drawn) == len(production)
+    assert not drawn.duplicated().any()
+    more = str(len(production) + 1)
+    refused = runner.invoke(app, ["simulate", "clean", "--rows", more, "--output", str(whole)])
+    assert refused.exit_code == 2
+    assert f"--rows {more} is more than the {len(production)} held-back" in refused.output
+    asked = ["simulate", "clean", "--rows", more, "--replace", "--output", str(whole), "--force"]
+    assert runner.invoke(app, asked).exit_code == 0
     unknown = runner.invoke(app, ["simulate", "sideways"])
     assert unknown.exit_code == 2
     assert "kind 'sideways' is unknown; fix: use clean or drifted" in unknown.output
@@ -56,9 +72,7 @@ def test_monitor_exits_0_on_a_clean_batch_and_3_with_an_alert_on_drift(
 ) -> None:
     monkeypatch.setenv(env_var_name(("monitor", "webhook_url")), webhook.url)
     for kind in ("clean", "drifted"):
-        made = runner.invoke(
-            app, ["simulate", kind, "--rows", "300", "--output", str(monitored / f"{kind}.csv")]
-        )
+        made = runner.invoke(app, ["simulate", kind, "--output", str(monitored / f"{kind}.csv")])
         assert made.exit_code == 0, made.output
 
     clean = runner.invoke(app, ["monitor", "--data", str(monitored / "clean.csv")])
@@ -80,7 +94,7 @@ def test_an_alert_that_cannot_be_delivered_is_an_error(
 ) -> None:
     monkeypatch.setenv(env_var_name(("monitor", "webhook_url")), "http://127.0.0.1:9/hook")
     batch = monitored / "drifted.csv"
-    runner.invoke(app, ["simulate", "drifted", "--rows", "300", "--output", str(batch)])
+    runner.invoke(app, ["simulate", "drifted", "--output", str(batch)])
     result = runner.invoke(app, ["monitor", "--data", str(batch)])
     assert result.exit_code == 4, result.output
     assert "alert not delivered" in result.output

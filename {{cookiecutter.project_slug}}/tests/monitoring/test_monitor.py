@@ -63,9 +63,9 @@ def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.Dat
             chunk = features.iloc[start : start + 50]
             response = client.post("/predict", content=chunk.to_json(orient="records"))
             assert response.status_code == 200, response.text
-            request_id = response.json()["request_id"]
+            prediction_id = response.json()["prediction_id"]
             labels += [
-                {"request_id": request_id, "row": row, contract.target.name: value}
+                {"prediction_id": prediction_id, "row": row, contract.target.name: value}
                 for row, value in enumerate(batch[contract.target.name].iloc[start : start + 50])
             ]
     return pd.DataFrame(labels)
@@ -84,7 +84,7 @@ def test_a_clean_batch_raises_no_alert(
     tmp_path: Path,
 ) -> None:
     settings = monitor_settings()
-    batch = make_batch(production, contract, ROWS, SEED, drifted=False).frame
+    batch = make_batch(production, contract, ROWS, SEED, drifted=False, replace=True).frame
     result = run_monitor(
         settings, contract, champion, csv_window(batch, tmp_path / "clean.csv", contract, champion)
     )
@@ -111,7 +111,7 @@ def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
     tmp_path: Path,
 ) -> None:
     settings = monitor_settings()
-    batch = make_batch(production, contract, ROWS, SEED, drifted=True)
+    batch = make_batch(production, contract, ROWS, SEED, drifted=True, replace=True)
     result = run_monitor(
         settings,
         contract,
@@ -138,7 +138,7 @@ def test_the_prediction_log_and_labels_reveal_a_quality_drop(
     tmp_path: Path,
 ) -> None:
     settings = monitor_settings()
-    batch = make_batch(production, contract, ROWS, SEED, drifted=False).frame
+    batch = make_batch(production, contract, ROWS, SEED, drifted=False, replace=True).frame
     labels = serve(settings, batch, contract)
     log = settings.serve.prediction_log_dir
 
@@ -171,6 +171,46 @@ def test_the_prediction_log_and_labels_reveal_a_quality_drop(
     assert "model_performance_relative_drop" in settings.monitor.metrics_file.read_text()
 
 
+def test_two_clients_repeating_a_request_id_each_get_their_own_labels(
+    monitor_settings: MonitorSettings, contract: Contract, production: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Labels join on the service's prediction id: a client's X-Request-Id cannot misroute them."""
+    settings = monitor_settings()
+    target = contract.target.name
+    rows = production.head(4)
+    answers = []
+    with TestClient(create_app(settings)) as client:
+        for start in (0, 2):  # two clients, one X-Request-Id, two rows each
+            chunk = rows.iloc[start : start + 2][contract.feature_names]
+            response = client.post(
+                "/predict",
+                content=chunk.to_json(orient="records"),
+                headers={"X-Request-Id": "same-id"},
+            )
+            answers.append(response.json())
+    assert answers[0]["request_id"] == answers[1]["request_id"] == "same-id"
+    assert answers[0]["prediction_id"] != answers[1]["prediction_id"]
+    labels = pd.DataFrame(
+        [
+            {"prediction_id": answer["prediction_id"], "row": row, target: value}
+            for answer, part in zip(answers, (rows.iloc[:2], rows.iloc[2:]), strict=True)
+            for row, value in enumerate(part[target])
+        ]
+    )
+    repeated = labels.iloc[[0]].assign(**{target: labels[target].iloc[1]})  # a second label
+    unknown = pd.DataFrame([{"prediction_id": "not-ours", "row": 0, target: labels[target][0]}])
+    path = tmp_path / "labels.csv"
+    pd.concat([labels, repeated, unknown]).to_csv(path, index=False)
+    window = attach_labels(
+        read_log_window(settings.serve.prediction_log_dir, contract, 10), path, contract
+    )
+    assert window.labels is not None
+    assert window.labels.notna().sum() == 4  # each prediction exactly one label: its own
+    expected = settings.task.labels(rows[target]).tolist()
+    assert settings.task.labels(window.labels).tolist() == expected
+    assert "refused 1 for predictions not in the window and 1 repeating" in window.notes[-1]
+
+
 def test_the_window_is_the_latest_rows_and_large_windows_are_sampled(
     monitor_settings: MonitorSettings,
     contract: Contract,
@@ -178,7 +218,7 @@ def test_the_window_is_the_latest_rows_and_large_windows_are_sampled(
     production: pd.DataFrame,
 ) -> None:
     settings = monitor_settings(max_rows=100)
-    batch = make_batch(production, contract, 150, SEED, drifted=False).frame
+    batch = make_batch(production, contract, 150, SEED, drifted=False, replace=True).frame
     serve(settings, batch, contract)
     window = read_log_window(settings.serve.prediction_log_dir, contract, 120)
     assert len(window.frame) == 120
@@ -196,7 +236,9 @@ def test_a_large_batch_is_sampled_while_reading(
 ) -> None:
     settings = monitor_settings(max_rows=100)
     path = tmp_path / "large.csv"
-    make_batch(production, contract, 150, SEED, drifted=False).frame.to_csv(path, index=False)
+    make_batch(production, contract, 150, SEED, drifted=False, replace=True).frame.to_csv(
+        path, index=False
+    )
     window = read_batch_window(path, contract, champion, 100, SEED)
     assert (len(window.frame), window.rows_available) == (100, 150)
     again = read_batch_window(path, contract, champion, 100, SEED)
@@ -214,7 +256,7 @@ def test_reports_never_overwrite_each_other(
     tmp_path: Path,
 ) -> None:
     settings = monitor_settings()
-    batch = make_batch(production, contract, 100, SEED, drifted=False).frame
+    batch = make_batch(production, contract, 100, SEED, drifted=False, replace=True).frame
     window = csv_window(batch, tmp_path / "batch.csv", contract, champion)
     first = run_monitor(settings, contract, champion, window)
     first_summary = (first.report_dir / "summary.json").read_bytes()
@@ -263,7 +305,7 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
             settings, contract, champion, csv_window(tiny, tmp_path / "t.csv", contract, champion)
         )
 
-    batch = make_batch(production, contract, 50, SEED, drifted=False).frame
+    batch = make_batch(production, contract, 50, SEED, drifted=False, replace=True).frame
     window = csv_window(batch, tmp_path / "b.csv", contract, champion)
     missing = settings.model_copy(
         update={"data": settings.data.model_copy(update={"train_path": tmp_path / "gone.csv"})}
@@ -275,7 +317,7 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
     foreign = tmp_path / "foreign.csv"
     pd.DataFrame(
         {
-            "request_id": ["nobody"],
+            "prediction_id": ["nobody"],
             "row": [0],
             contract.target.name: [batch[contract.target.name].iloc[0]],
         }
@@ -284,7 +326,7 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
     with pytest.raises(MonitoringInputError, match=r"foreign\.csv: none of its 1 labels"):
         attach_labels(logged, foreign, contract)
     no_target = tmp_path / "no_target.csv"
-    pd.DataFrame({"request_id": ["x"]}).to_csv(no_target, index=False)
+    pd.DataFrame({"prediction_id": ["x"]}).to_csv(no_target, index=False)
     with pytest.raises(MonitoringInputError, match=r"no_target\.csv: label file lacks column"):
         attach_labels(logged, no_target, contract)
 
@@ -339,7 +381,7 @@ def test_a_drifted_batch_keeps_blank_categories_blank() -> None:
     )
     colour = pd.Series(["red", "blue", None, "red"] * 25, dtype="string")  # as read_table types it
     production = pd.DataFrame({"size": np.arange(100.0), "colour": colour, "label": "no"})
-    batch = make_batch(production, contract, 200, seed=1, drifted=True).frame
+    batch = make_batch(production, contract, 200, seed=1, drifted=True, replace=True).frame
     values = set(batch["colour"].dropna())
     assert values <= {"red", "blue"}, values  # never the text "<NA>"
     assert batch["colour"].isna().any()  # some blanks were not re-mixed
@@ -352,10 +394,15 @@ def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> No
         features=[Column(name="size", type="float")],
     )
     logged = pd.DataFrame(
-        {"size": [1.0, 2.0, 3.0], PREDICTION: ["3", "1", "3"], "request_id": "r", "row": [0, 1, 2]}
+        {
+            "size": [1.0, 2.0, 3.0],
+            PREDICTION: ["3", "1", "3"],
+            "prediction_id": "r",
+            "row": [0, 1, 2],
+        }
     )
     labels = tmp_path / "labels.csv"
-    labels.write_text("request_id,row,grade\nr,0,3\nr,1,\nr,2,1\n")  # read as 3.0, NaN, 1.0
+    labels.write_text("prediction_id,row,grade\nr,0,3\nr,1,\nr,2,1\n")  # read as 3.0, NaN, 1.0
     joined = attach_labels(Window(logged, "log", 3), labels, contract).labels
     assert joined is not None
     assert joined.tolist()[::2] == ["3", "1"]

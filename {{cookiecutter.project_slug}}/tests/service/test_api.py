@@ -73,6 +73,7 @@ def test_one_record_gives_one_prediction_matching_the_model(
     body = response.json()
     assert body["model_version"] == "1"
     assert body["request_id"] == response.headers["x-request-id"]
+    assert len(body["prediction_id"]) == 32
     [answer] = body["predictions"]
     expected_frame = model_inputs(pd.DataFrame([records[0]]), contract)
     if settings.task.name == "classification":
@@ -240,10 +241,10 @@ def test_predictions_are_logged_for_monitoring(
     # Leaving the client shut the app down, which flushes the log.
     [log_file] = log_dir.glob("predictions-*.jsonl")
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
-    assert [(line["request_id"], line["row"]) for line in lines] == [
-        (batch["request_id"], 0),
-        (batch["request_id"], 1),
-        (single["request_id"], 0),
+    assert [(line["prediction_id"], line["row"]) for line in lines] == [
+        (batch["prediction_id"], 0),
+        (batch["prediction_id"], 1),
+        (single["prediction_id"], 0),
     ]
     assert lines[2]["features"] == pytest.approx(records[2])
     assert lines[2]["prediction"] == single["predictions"][0]["prediction"]

@@ -139,7 +139,10 @@ class PredictResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     model_version: str
-    request_id: str
+    prediction_id: str = Field(
+        description="Issued by the service: label these predictions by (prediction_id, row)."
+    )
+    request_id: str = Field(description="Your X-Request-Id if sane, else ours: for tracing.")
     predictions: list[ClassPrediction] | list[ValuePrediction]
 
 

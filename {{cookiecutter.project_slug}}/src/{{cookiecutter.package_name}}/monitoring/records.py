@@ -10,8 +10,12 @@ from datetime import datetime
 from typing import Any
 
 TIMESTAMP = "timestamp"
+# Issued by the service for every /predict request and returned to the client: labels join on
+# (prediction_id, row), never on anything a client chose.
+PREDICTION_ID = "prediction_id"
+ROW = "row"  # a prediction is one row of one request: (prediction_id, row) identifies it
+# The client's X-Request-Id (or the service's own): for tracing only; clients may repeat it.
 REQUEST_ID = "request_id"
-ROW = "row"  # a prediction is one row of one request: (request_id, row) identifies it
 MODEL_VERSION = "model_version"
 FEATURES = "features"
 PREDICTION = "prediction"
@@ -26,6 +30,7 @@ def log_file_name(moment: datetime) -> str:
 
 def prediction_record(
     timestamp: str,
+    prediction_id: str,
     request_id: str,
     row: int,
     model_version: str,
@@ -35,8 +40,9 @@ def prediction_record(
     """One log line: who asked, what the model saw and what it answered (`Task.answer`)."""
     return {
         TIMESTAMP: timestamp,
-        REQUEST_ID: request_id,
+        PREDICTION_ID: prediction_id,
         ROW: row,
+        REQUEST_ID: request_id,
         MODEL_VERSION: model_version,
         FEATURES: features,
         **answer,

@@ -14,7 +14,7 @@ from ..contract import Contract
 from ..errors import MonitoringInputError
 from ..settings import Settings
 from ..tabular import DataFileError, apply_contract_types, read_table, read_table_sample
-from .records import FEATURES, LOG_PATTERN, PREDICTION, PROBABILITIES, REQUEST_ID, ROW
+from .records import FEATURES, LOG_PATTERN, PREDICTION, PREDICTION_ID, PROBABILITIES, ROW
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _parse_log_line(line: str, path: Path, number: int, names: list[str]) -> dic
     return {
         **{name: features[name] for name in names},
         PREDICTION: prediction,
-        REQUEST_ID: entry.get(REQUEST_ID),
+        PREDICTION_ID: entry.get(PREDICTION_ID),
         ROW: entry.get(ROW, 0),
         PROBABILITIES: entry.get(PROBABILITIES),
     }
@@ -141,41 +141,64 @@ def predict(champion: Champion, frame: pd.DataFrame) -> tuple[list[Any], pd.Data
     return values, pd.DataFrame(probabilities, index=frame.index)
 
 
-def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Window:
-    """Join a label file (request_id, row, <target>) onto the window's logged predictions."""
+def _label_file(labels_path: Path, contract: Contract) -> pd.DataFrame:
     target = contract.target.name
     try:
         labels = read_table(labels_path)
     except DataFileError as error:
         raise MonitoringInputError(str(error)) from None
-    missing = [column for column in (REQUEST_ID, target) if column not in labels.columns]
+    missing = [column for column in (PREDICTION_ID, target) if column not in labels.columns]
     if missing:
         raise MonitoringInputError(
             f"{labels_path}: label file lacks column(s) {', '.join(missing)}; "
-            f"fix: give it the columns {REQUEST_ID}, {ROW} (optional, default 0) and {target}"
-        )
-    if REQUEST_ID not in window.frame.columns:
-        raise MonitoringInputError(
-            f"{labels_path}: labels join on request ids, which a CSV batch has none of; "
-            f"fix: put the {target} column in the batch itself"
+            f"fix: give it the columns {PREDICTION_ID} (from the /predict answer), {ROW} "
+            f"(optional, default 0) and {target}"
         )
     if ROW not in labels.columns:
         labels[ROW] = 0
     # Typed as the training data is: a code read as 3.0 beside a blank is the class "3".
-    labels = apply_contract_types(labels, contract)
-    keys = labels[[REQUEST_ID, ROW]].astype({REQUEST_ID: str, ROW: int})
-    truth = pd.Series(labels[target].to_numpy(), index=pd.MultiIndex.from_frame(keys))
-    truth = truth[~truth.index.duplicated(keep="last")]
-    window_keys = pd.MultiIndex.from_frame(
-        window.frame[[REQUEST_ID, ROW]].astype({REQUEST_ID: str, ROW: int})
-    )
+    return apply_contract_types(labels, contract)
+
+
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    ids = frame[PREDICTION_ID].astype(object).where(frame[PREDICTION_ID].notna(), "").astype(str)
+    rows = pd.to_numeric(frame[ROW], errors="coerce").fillna(-1).astype(int)
+    return pd.MultiIndex.from_arrays([ids, rows])
+
+
+def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Window:
+    """Join a label file (prediction_id, row, <target>) onto the window's logged predictions.
+
+    Each prediction takes at most one label: a repeated (prediction_id, row) keeps its first
+    label, and labels for predictions not in the window are refused; both are counted.
+    """
+    if PREDICTION_ID not in window.frame.columns:
+        raise MonitoringInputError(
+            f"{labels_path}: labels join on the service's prediction ids, which a CSV batch has "
+            f"none of; fix: put the {contract.target.name} column in the batch itself"
+        )
+    labels = _label_file(labels_path, contract)
+    keys = _keys(labels)
+    repeated = keys.duplicated(keep="first")
+    truth = pd.Series(labels[contract.target.name].to_numpy(), index=keys)[~repeated]
+    window_keys = _keys(window.frame)
+    # A log line copied twice is still one prediction: only its first copy is labelled.
     joined = pd.Series(truth.reindex(window_keys).to_numpy(), index=window.frame.index)
+    joined[window_keys.duplicated(keep="first")] = None
+    unknown = int((~truth.index.isin(window_keys)).sum())
     if joined.notna().sum() == 0:
         raise MonitoringInputError(
             f"{labels_path}: none of its {len(labels)} labels matches a prediction in the window; "
-            "fix: label predictions from this log (same request ids)"
+            "fix: label predictions from this log (the prediction_id each /predict answer gave)"
         )
-    return replace(window, labels=joined)
+    notes = window.notes
+    if unknown or repeated.any():
+        notes = (
+            *notes,
+            f"labels: {int(joined.notna().sum())} joined; refused {unknown} for predictions not "
+            f"in the window and {int(repeated.sum())} repeating an already-labelled prediction",
+        )
+    return replace(window, labels=joined, notes=notes)
 
 
 def read_reference(settings: Settings, contract: Contract, champion: Champion) -> Window:

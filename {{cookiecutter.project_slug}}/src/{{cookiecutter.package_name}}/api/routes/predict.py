@@ -7,6 +7,7 @@ count checked before any record is validated.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from ...monitoring.records import prediction_record
+from ...monitoring.records import PREDICTION_ID, REQUEST_ID, prediction_record
 from ...settings import API_KEY_HEADER
 from ...task import Prediction
 from ..deps import API_KEY_SECURITY, require_champion, verify_api_key
@@ -71,7 +72,7 @@ def _record_telemetry(state: ServiceState, predictions: list[Prediction]) -> Non
 
 def _log_entries(
     state: ServiceState,
-    request_id: str,
+    ids: tuple[str, str],
     rows: list[tuple[Any, ...]],
     answers: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
@@ -79,9 +80,16 @@ def _log_entries(
     names = state.champion.contract.feature_names
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     version = state.champion.version
+    prediction_id, request_id = ids
     return [
         prediction_record(
-            timestamp, request_id, index, version, dict(zip(names, row, strict=True)), answer
+            timestamp,
+            prediction_id,
+            request_id,
+            index,
+            version,
+            dict(zip(names, row, strict=True)),
+            answer,
         )
         for index, (row, answer) in enumerate(zip(rows, answers, strict=True))
     ]
@@ -112,7 +120,10 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
         },
     )
     async def predict(request: Request) -> Response:
-        """Predict one record or a batch; the answer carries the model version."""
+        """Predict one record or a batch, answered with the model version and a prediction id.
+
+        Labels for these predictions refer to that id, with each record's row.
+        """
         state: ServiceState = request.app.state.service
         verify_api_key(state, request.headers.get(API_KEY_HEADER))
         champion = require_champion(state)
@@ -123,9 +134,15 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
         predictions = await state.batcher.predict(rows)
         answers = [champion.task.answer(item) for item in predictions]
         request_id: str = request.scope["state"]["request_id"]
+        prediction_id = uuid.uuid4().hex  # ours, unique: what labels join on
         _record_telemetry(state, predictions)
-        state.prediction_log.append(_log_entries(state, request_id, rows, answers))
-        body = {"model_version": champion.version, "request_id": request_id, "predictions": answers}
+        state.prediction_log.append(_log_entries(state, (prediction_id, request_id), rows, answers))
+        body = {
+            "model_version": champion.version,
+            PREDICTION_ID: prediction_id,
+            REQUEST_ID: request_id,
+            "predictions": answers,
+        }
         return Response(orjson.dumps(body), media_type="application/json")
 
     return predict_router

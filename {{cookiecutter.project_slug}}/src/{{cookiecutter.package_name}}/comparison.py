@@ -1,0 +1,132 @@
+"""Two models on the same rows: both figures, the gain and its paired-bootstrap interval.
+
+The promotion gate decides on this, never on figures from different rows: each bootstrap
+resample draws rows (with replacement, seeded) and scores both models on exactly those rows,
+so the interval reflects how much the gain depends on which rows happened to be held out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .task import Task
+
+Array = np.ndarray[Any, Any]
+# Below this share of resamples with a computable metric, the interval means nothing.
+MIN_VALID_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model's answers on the rows: predicted values and, for classes, probabilities."""
+
+    predicted: Array
+    scores: Array | None
+
+    def take(self, rows: Array) -> tuple[Array, Array | None]:
+        """The answers for `rows` (positions), in that order."""
+        return self.predicted[rows], None if self.scores is None else self.scores[rows]
+
+
+def score_rows(task: Task, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Scored:
+    """What `model` answers on `inputs`, kept for scoring any subset of the rows."""
+    return Scored(np.asarray(model.predict(inputs)), task.scores(model, inputs, classes))
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Champion and challenger on the same rows: both figures, the gain, its interval."""
+
+    metric: str
+    rows: int
+    rows_sha256: str
+    champion: float
+    challenger: float
+    # The challenger's advantage in the metric's units, positive when it is better (for an
+    # error metric such as RMSE: champion minus challenger).
+    gain: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+
+    def better_by(self, margin: float) -> bool:
+        """Whether the whole interval of the gain lies above `margin`."""
+        return math.isfinite(self.low) and self.low > margin
+
+    def describe(self) -> str:
+        """The figures in one sentence."""
+        return (
+            f"{self.metric} on the same {self.rows} held-out rows: champion {self.champion:.4f}, "
+            f"challenger {self.challenger:.4f}; gain {self.gain:+.4f}, "
+            f"{self.confidence:.0%} interval [{self.low:+.4f}, {self.high:+.4f}] "
+            f"({self.resamples} paired bootstrap resamples)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def rows_digest(keys: Sequence[str]) -> str:
+    """One hash for a set of row keys: two figures with the same digest scored the same rows."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+
+
+def paired_bootstrap(
+    task: Task,
+    metric: str,
+    target: pd.Series,
+    champion: Scored,
+    challenger: Scored,
+    classes: Sequence[str],
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+    rows_sha256: str = "",
+) -> PairedComparison:
+    """Both models' `metric` on the rows, and a percentile interval of the challenger's gain."""
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    truth = target.reset_index(drop=True)
+
+    def metric_on(scored: Scored, rows: Array) -> float:
+        predicted, scores = scored.take(rows)
+        return task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[metric]
+
+    everything = np.arange(len(truth))
+    on_champion, on_challenger = metric_on(champion, everything), metric_on(challenger, everything)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(truth), size=len(truth))
+        try:
+            gains.append(sign * (metric_on(challenger, rows) - metric_on(champion, rows)))
+        except ValueError:  # e.g. ROC AUC on a resample holding one class
+            continue
+    valid = np.array([gain for gain in gains if math.isfinite(gain)])
+    tail = (1 - confidence) / 2
+    low, high = (
+        (float(np.quantile(valid, tail)), float(np.quantile(valid, 1 - tail)))
+        if len(valid) >= MIN_VALID_SHARE * resamples
+        else (math.nan, math.nan)
+    )
+    return PairedComparison(
+        metric=metric,
+        rows=len(truth),
+        rows_sha256=rows_sha256,
+        champion=on_champion,
+        challenger=on_challenger,
+        gain=sign * (on_challenger - on_champion),
+        low=low,
+        high=high,
+        confidence=confidence,
+        resamples=resamples,
+    )
