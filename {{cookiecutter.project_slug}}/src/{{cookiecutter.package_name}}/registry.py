@@ -315,20 +315,27 @@ def _judge(settings: Settings, champion: Any | None, challenger: Any) -> tuple[b
             ),
             None,
         )
-    figures = (
-        f"{comparison.metric} {comparison.challenger:.4f} ({comparison.metric} "
-        f"{comparison.champion:.4f} of v{champion.version}) on the same {comparison.rows} "
-        f"held-out rows; gain {comparison.gain:+.4f}, {comparison.confidence:.0%} interval "
-        f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.resamples} paired "
-        f"bootstrap resamples)"
+    interval = (
+        f"on the same {comparison.rows} held-out rows; gain {comparison.gain:+.4f}, "
+        f"{comparison.confidence:.0%} interval [{comparison.low:+.4f}, {comparison.high:+.4f}] "
+        f"({comparison.resamples} paired bootstrap resamples)"
     )
+    metric = comparison.metric
     if comparison.better_by(margin):
-        return True, f"{figures}, above the margin {margin}", comparison
+        return (
+            True,
+            (
+                f"{metric} {comparison.challenger:.4f} ({metric} {comparison.champion:.4f} of "
+                f"v{champion.version}) {interval}, above the margin {margin}"
+            ),
+            comparison,
+        )
     return (
         False,
         (
-            f"{alias} v{champion.version} stays: challenger v{challenger.version} {figures}, not "
-            f"wholly above the margin {margin}"
+            f"{alias} v{champion.version} stays: {metric} {comparison.champion:.4f} vs challenger "
+            f"v{challenger.version} {comparison.challenger:.4f} {interval}, not wholly above the "
+            f"margin {margin}"
         ),
         comparison,
     )

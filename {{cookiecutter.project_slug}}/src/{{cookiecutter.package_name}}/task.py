@@ -61,12 +61,6 @@ class Task(ABC):
         """Whether a larger value of `metric` means a better model."""
         return self.metrics[metric]
 
-    def is_better(self, metric: str, challenger: float, champion: float, margin: float) -> bool:
-        """Whether `challenger` beats `champion` on `metric` by at least `margin`."""
-        if self.higher_is_better(metric):
-            return challenger >= champion + margin and challenger > champion
-        return challenger <= champion - margin and challenger < champion
-
     def meets_threshold(self, metric: str, value: float, threshold: float) -> bool:
         """Whether `value` is on the good side of `threshold` (inclusive)."""
         return value >= threshold if self.higher_is_better(metric) else value <= threshold

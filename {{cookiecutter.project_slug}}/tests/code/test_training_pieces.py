@@ -12,6 +12,11 @@ from {{ cookiecutter.package_name }}.behavioral import (
 from {{ cookiecutter.package_name }}.bundle import (
     model_inputs,
 )
+from {{ cookiecutter.package_name }}.comparison import (
+    PairedComparison,
+    Scored,
+    paired_bootstrap,
+)
 from {{ cookiecutter.package_name }}.contract import (
     Column,
     Contract,
@@ -25,6 +30,7 @@ from {{ cookiecutter.package_name }}.settings import (
 )
 from {{ cookiecutter.package_name }}.task import (
     TASKS,
+    Task,
 )
 from {{ cookiecutter.package_name }}.train import (
     build_pipeline,
@@ -88,12 +94,7 @@ def test_unknown_hyperparameter_is_named() -> None:
         make_estimator(CLASSIFICATION, "random_forest", {"max_dept": 3}, seed=0)
 
 
-def test_promotion_comparisons_follow_the_metric_direction() -> None:
-    assert CLASSIFICATION.is_better("roc_auc", 0.97, 0.96, margin=0.0)
-    assert not CLASSIFICATION.is_better("roc_auc", 0.96, 0.96, margin=0.0)  # a tie keeps it
-    assert not CLASSIFICATION.is_better("roc_auc", 0.965, 0.96, margin=0.01)
-    assert REGRESSION.is_better("rmse", 50.0, 55.0, margin=1.0)
-    assert not REGRESSION.is_better("rmse", 55.0, 50.0, margin=0.0)
+def test_metric_directions_and_the_baseline_gain() -> None:
     assert REGRESSION.meets_threshold("rmse", 60.0, 60.0)
     assert not CLASSIFICATION.meets_threshold("f1", 0.89, 0.9)
     assert REGRESSION.relative_drop("rmse", 55.0, 50.0) == pytest.approx(0.1)
@@ -272,3 +273,60 @@ def test_a_metric_that_cannot_be_computed_fails_the_gate(settings: Settings) -> 
         {metric: 0.5},
     )
     assert f"{metric} cannot be computed on the held-out rows" in failure
+
+
+def paired(
+    task: Task,
+    metric: str,
+    truth: pd.Series,
+    champion: Scored,
+    challenger: Scored,
+    classes: tuple[str, ...] | list[str] = (),
+) -> PairedComparison:
+    return paired_bootstrap(
+        task,
+        metric,
+        truth,
+        champion,
+        challenger,
+        list(classes),
+        resamples=500,
+        confidence=0.95,
+        seed=0,
+    )
+
+
+def test_the_paired_bootstrap_sees_a_real_gain_and_not_a_noisy_one() -> None:
+    rng = np.random.default_rng(0)
+    truth = pd.Series(rng.normal(100, 20, size=300))
+    noise = rng.normal(0, 10, size=300)
+    good = Scored((truth + noise).to_numpy(), None)
+    better = Scored((truth + noise * 0.5).to_numpy(), None)
+    clear = paired(REGRESSION, "rmse", truth, good, better)
+    assert clear.gain > 0  # RMSE is lower: the gain is oriented, positive means better
+    assert clear.better_by(0.0)
+    assert clear.low <= clear.gain <= clear.high
+    assert not paired(REGRESSION, "rmse", truth, better, good).better_by(0.0)
+    # The same model twice, or one a hair apart on 300 rows: not better with 95% confidence.
+    twin = paired(REGRESSION, "rmse", truth, good, good)
+    assert (twin.gain, twin.low, twin.high) == (0.0, 0.0, 0.0)
+    assert not twin.better_by(0.0)
+    nudged = Scored((truth + noise).to_numpy() + rng.normal(0, 1, size=300), None)
+    assert not paired(REGRESSION, "rmse", truth, good, nudged).better_by(0.0)
+    # A margin the whole interval must clear.
+    assert not clear.better_by(clear.gain)
+
+
+def test_the_paired_bootstrap_scores_classes_by_probability() -> None:
+    rng = np.random.default_rng(1)
+    truth = pd.Series(rng.choice(["no", "yes"], size=200))
+    signal = (truth == "yes").to_numpy(dtype=float)
+
+    def scored(noise: float) -> Scored:
+        yes = np.clip(signal * 0.6 + 0.2 + rng.normal(0, noise, size=200), 0, 1)
+        return Scored(np.where(yes > 0.5, "yes", "no"), np.column_stack([1 - yes, yes]))
+
+    result = paired(CLASSIFICATION, "roc_auc", truth, scored(0.4), scored(0.1), ["no", "yes"])
+    assert result.challenger > result.champion
+    assert result.better_by(0.0)
+    assert result.rows == 200

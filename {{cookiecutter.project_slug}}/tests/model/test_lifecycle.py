@@ -145,6 +145,12 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     card = (bundle / "model_card.md").read_text()
     assert f"v{first.model_version} (champion)" in card
     assert "| invariance |" in card
+    # The pipeline re-running promote on the version just rolled back from never restores it.
+    default.save(lenient.train.run_file)
+    again = promote(lenient)
+    assert not again.promoted
+    assert f"v{default.model_version} was rolled back from" in again.message
+    assert champion_version(lenient) == first.model_version
     with pytest.raises(ProjectError, match="nothing to roll back to"):
         rollback(lenient)
     assert len(list_models(lenient)) == 3
@@ -228,7 +234,6 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     promote(local)
     metadata = local.registry.export_dir / "metadata.json"
     champion = json.loads(metadata.read_text())
-    primary = local.evaluate.primary_metric
     production = read_table(local.data.production_path, contract)
     drifted = make_batch(production, contract, None, 3, drifted=True).frame
     now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -254,13 +259,13 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
         assert not settings.data.source.startswith(SKLEARN_PREFIX), "the sample's model passes"
         return
     assert int(challenger.model_version) == int(champion["version"]) + 1
-    figure = json.loads(Path("reports/evaluate/metrics.json").read_text())[primary]
-    better = local.task.is_better(
-        primary,
-        figure,
-        champion["metrics"][primary],
-        local.evaluate.promotion_margin,
-    )
-    assert promote(local).promoted == better
-    expected = challenger.model_version if better else champion["version"]
+    decision = promote(local)
+    # The gate scored both versions on the same held-out rows, the ones `train` wrote.
+    record = json.loads(local.evaluate.promotion_file.read_text())
+    comparison = record["comparison"]
+    assert comparison["rows"] == len(read_table(local.data.test_path))
+    assert f"on the same {comparison['rows']} held-out rows" in decision.message
+    assert comparison["low"] <= comparison["gain"] <= comparison["high"]
+    assert decision.promoted == (comparison["low"] > local.evaluate.promotion_margin)
+    expected = challenger.model_version if decision.promoted else champion["version"]
     assert json.loads(metadata.read_text())["version"] == expected
