@@ -83,7 +83,7 @@ def test_monitor_exits_0_on_a_clean_batch_and_3_with_an_alert_on_drift(
     drifted = runner.invoke(app, ["monitor", "--data", str(monitored / "drifted.csv")])
     assert drifted.exit_code == ExitCode.ALERT, drifted.output
     assert "ALERT data drift" in drifted.output
-    assert "column" in drifted.output.splitlines()[0]
+    assert "feature" in drifted.output.splitlines()[0]
     [delivered] = webhook.received
     assert "monitoring alert" in str(delivered["body"])
     assert len(list((monitored / "reports").glob("*/report.html"))) == 2

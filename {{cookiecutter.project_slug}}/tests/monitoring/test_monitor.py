@@ -100,7 +100,14 @@ def test_a_clean_batch_raises_no_alert(
     assert summary["alert"] is False
     assert summary["rows"] == ROWS
     gauges = settings.monitor.metrics_file.read_text()
-    assert "model_drift_alert 0\n" in gauges
+    assert f'model_drift_alert{{model_version="{champion.version}"}} 0\n' in gauges
+    assert gauges.startswith(f"# model_version {champion.version}\n")
+    # The prediction is reported on its own, never counted among the features.
+    assert PREDICTION not in {check.column for check in result.features}
+    assert "model_prediction_drifted{" in gauges
+    table = format_result(result)
+    assert f"of {len(contract.features)} features drifted" in table
+    assert "\nprediction: " in table
 
 
 def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
@@ -125,9 +132,10 @@ def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
     table = format_result(result)
     assert "ALERT data drift" in table
     gauges = settings.monitor.metrics_file.read_text()
-    assert "model_drift_alert 1\n" in gauges
+    version = f'model_version="{champion.version}"'
+    assert f"model_drift_alert{{{version}}} 1\n" in gauges
     column = batch.drifted_columns[0]
-    assert 'model_drift_column_drifted{column="' + column + '"} 1\n' in gauges
+    assert f'model_drift_column_drifted{{column="{column}",{version}}} 1\n' in gauges
 
 
 def test_the_prediction_log_and_labels_reveal_a_quality_drop(

@@ -275,8 +275,13 @@ def test_metrics_append_the_latest_drift_gauges(
     )
     with TestClient(create_app(monitored)) as client:
         before = client.get("/metrics").text
-        gauges.write_text("# TYPE model_drift_share gauge\nmodel_drift_share 0.4\n")
+        sample = '# TYPE model_drift_share gauge\nmodel_drift_share{model_version="1"} 0.4\n'
+        gauges.write_text("# model_version 1\n" + sample)
         after = client.get("/metrics").text
+        # A verdict on another model (the champion before a promotion) is not this one's.
+        gauges.write_text("# model_version 9\n" + sample.replace('"1"', '"9"'))
+        stale = client.get("/metrics").text
     assert "model_drift_share" not in before
-    assert after.endswith("model_drift_share 0.4\n")
+    assert after.endswith('model_drift_share{model_version="1"} 0.4\n')
     assert after.startswith(before.split("\n", 1)[0])
+    assert "model_drift_share" not in stale

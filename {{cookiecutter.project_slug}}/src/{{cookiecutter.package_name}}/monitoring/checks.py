@@ -118,6 +118,7 @@ def drift_report(
 ) -> DriftReport:
     """Evidently's drift tests per feature and on the prediction, and a data summary."""
     from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     monitor, task = settings.monitor, settings.task
@@ -126,18 +127,24 @@ def drift_report(
     numerical = [c.name for c in contract.features if c.is_numeric]
     (categorical if task.prediction_is_categorical else numerical).append(PREDICTION)
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    columns = [*contract.feature_names, PREDICTION]
+    method, threshold = (
+        (monitor.categorical_test, monitor.categorical_threshold)
+        if task.prediction_is_categorical
+        else (monitor.numerical_test, monitor.numerical_threshold)
+    )
     report = Report(
         [
+            # The features' drift share, as the verdict counts it: the prediction is not a feature.
             DataDriftPreset(
-                columns=columns,
+                columns=contract.feature_names,
                 drift_share=monitor.max_drifted_share,
                 num_method=monitor.numerical_test,
                 num_threshold=monitor.numerical_threshold,
                 cat_method=monitor.categorical_test,
                 cat_threshold=monitor.categorical_threshold,
             ),
-            DataSummaryPreset(columns=columns),
+            ValueDrift(column=PREDICTION, method=method, threshold=threshold),
+            DataSummaryPreset(columns=[*contract.feature_names, PREDICTION]),
         ],
         include_tests=True,
     )

@@ -12,54 +12,82 @@ if TYPE_CHECKING:
     from .verdict import MonitorResult
 
 
+VERSION_LINE = "# model_version "
+
+
 def write_prometheus_gauges(result: MonitorResult, path: Path) -> None:
     """Write the latest verdict in Prometheus' text format, replacing the file atomically.
 
-    The service's /metrics appends it; node_exporter's textfile collector can read it too.
+    Every sample is labelled with the monitored model's version; the service appends the file to
+    its /metrics only while it serves that version (`gauges_for`), so a new champion starts
+    with no stale alert. node_exporter's textfile collector can read the file too.
     """
-    lines = [
-        "# HELP model_drift_share Share of features drifted in the latest monitoring window.",
-        "# TYPE model_drift_share gauge",
-        f"model_drift_share {result.drifted_share:.6g}",
-        "# HELP model_drift_alert 1 when the latest monitoring run passed a threshold.",
-        "# TYPE model_drift_alert gauge",
-        f"model_drift_alert {int(result.alert)}",
-        "# HELP model_drift_window_rows Rows in the latest monitoring window.",
-        "# TYPE model_drift_window_rows gauge",
-        f"model_drift_window_rows {result.rows}",
-        "# HELP model_drift_column_drifted 1 when a column drifted in the latest window.",
-        "# TYPE model_drift_column_drifted gauge",
-    ]
-    checks = [*result.features, *([result.prediction] if result.prediction else [])]
-    finished = datetime.fromisoformat(result.created_at).timestamp()
-    lines += [
-        f'model_drift_column_drifted{{column="{_label(check.column)}"}} {int(check.drifted)}'
-        for check in checks
-    ]
-    lines += [
-        "# HELP model_drift_column_score Drift score of a column (see its method in the report).",
-        "# TYPE model_drift_column_score gauge",
-    ]
-    lines += [
-        f'model_drift_column_score{{column="{_label(check.column)}"}} {check.score:.6g}'
-        for check in checks
-        if math.isfinite(check.score)
-    ]
+    version = f'model_version="{_label(result.model_version)}"'
+    lines = [VERSION_LINE + result.model_version]
+    lines += _gauge(
+        "model_drift_share",
+        "Share of features drifted in the latest window.",
+        [(version, result.drifted_share)],
+    )
+    lines += _gauge(
+        "model_drift_alert",
+        "1 when the latest monitoring run passed a threshold.",
+        [(version, int(result.alert))],
+    )
+    lines += _gauge(
+        "model_drift_window_rows", "Rows in the latest monitoring window.", [(version, result.rows)]
+    )
+    features = [(f'column="{_label(check.column)}",{version}', check) for check in result.features]
+    lines += _gauge(
+        "model_drift_column_drifted",
+        "1 when a feature drifted in the latest window.",
+        [(labels, int(check.drifted)) for labels, check in features],
+    )
+    lines += _gauge(
+        "model_drift_column_score",
+        "Drift score of a feature (see its method in the report).",
+        [(labels, check.score) for labels, check in features if math.isfinite(check.score)],
+    )
+    if result.prediction is not None:
+        prediction = result.prediction
+        lines += _gauge(
+            "model_prediction_drifted",
+            "1 when the prediction drifted in the latest window.",
+            [(version, int(prediction.drifted))],
+        )
+        if math.isfinite(prediction.score):
+            lines += _gauge(
+                "model_prediction_drift_score",
+                "Drift score of the prediction.",
+                [(version, prediction.score)],
+            )
     if result.performance is not None:
-        lines += [
-            "# HELP model_performance_relative_drop Primary metric's drop vs evaluation (share).",
-            "# TYPE model_performance_relative_drop gauge",
-            f"model_performance_relative_drop {result.performance.relative_drop:.6g}",
-        ]
-    lines += [
-        "# HELP model_drift_last_run_timestamp_seconds When the latest monitoring run finished.",
-        "# TYPE model_drift_last_run_timestamp_seconds gauge",
-        f"model_drift_last_run_timestamp_seconds {finished:.0f}",
-    ]
+        lines += _gauge(
+            "model_performance_relative_drop",
+            "Primary metric's drop vs evaluation (share).",
+            [(version, result.performance.relative_drop)],
+        )
+    finished = datetime.fromisoformat(result.created_at).timestamp()
+    lines += _gauge(
+        "model_drift_last_run_timestamp_seconds",
+        "When the latest monitoring run finished.",
+        [(version, finished)],
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(path.suffix + ".tmp")
     partial.write_text("\n".join(lines) + "\n")
     os.replace(partial, path)
+
+
+def gauges_for(text: str, model_version: str) -> str:
+    """The gauges file's text if it describes `model_version`, else '' (another model's verdict)."""
+    first, _, _ = text.partition("\n")
+    return text if first == VERSION_LINE + model_version else ""
+
+
+def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    return lines + [f"{name}{{{labels}}} {value:.6g}" for labels, value in samples]
 
 
 def _label(value: str) -> str:

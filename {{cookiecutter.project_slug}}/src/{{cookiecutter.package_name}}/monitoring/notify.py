@@ -48,7 +48,8 @@ class Notifier(Protocol):
 class LogNotifier:
     """Writes the alert to a stream (stderr by default), where schedulers keep job output."""
 
-    write: Callable[[str], object] = sys.stderr.write
+    # Looked up when writing: the stream in place at import time may be closed by then.
+    write: Callable[[str], object] = lambda text: sys.stderr.write(text)  # noqa: PLW0108
 
     def send(self, alert: Alert) -> None:
         """Write the alert."""

@@ -31,6 +31,7 @@ class MonitorResult:
     """Everything `monitor` decided, as written to summary.json."""
 
     source: str
+    model_version: str
     rows: int
     rows_available: int
     features: list[ColumnDrift]
@@ -144,6 +145,7 @@ def run_monitor(
         quality.save_json(str(report_dir / "quality.json"))
     result = MonitorResult(
         source=window.source,
+        model_version=champion.version,
         rows=len(window.frame),
         rows_available=window.rows_available,
         features=features,
@@ -168,11 +170,10 @@ def _change(relative_drop: float) -> str:
 
 def format_result(result: MonitorResult) -> str:
     """The short table the CLI prints: column, test, score, drifted; then the verdict."""
-    checks = [*result.features, *([result.prediction] if result.prediction else [])]
-    rows = [("column", "test", "score", "drifted")]
+    rows = [("feature", "test", "score", "drifted")]
     rows += [
         (check.column, check.method, f"{check.score:.4g}", "DRIFT" if check.drifted else "-")
-        for check in sorted(checks, key=lambda check: (not check.drifted, check.column))
+        for check in sorted(result.features, key=lambda check: (not check.drifted, check.column))
     ]
     widths = [max(len(row[index]) for row in rows) for index in range(4)]
     lines = [
@@ -182,8 +183,14 @@ def format_result(result: MonitorResult) -> str:
     lines.append(
         f"{result.rows} rows from {result.source}: {len(result.drifted_columns)} of "
         f"{len(result.features)} features drifted ({result.drifted_share:.0%}; "
-        f"threshold {result.max_drifted_share:.0%})"
+        f"threshold {result.max_drifted_share:.0%}); model v{result.model_version}"
     )
+    if result.prediction is not None:
+        check = result.prediction
+        lines.append(
+            f"prediction: {check.method} {check.score:.4g} (threshold {check.threshold:g}): "
+            + ("DRIFT" if check.drifted else "no drift")
+        )
     if result.performance is not None:
         performance = result.performance
         lines.append(
