@@ -9,6 +9,7 @@ drifted batch's labels, where the promotion gate decides. Prints where each arti
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +18,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROWS = "300"
 DRIFT_EXIT_CODE = 3
 
 
@@ -75,14 +75,17 @@ def main(project: Path) -> None:
             model = json.loads(response.read())
         print(f"   serving {model['name']} v{model['version']} ({model['alias']})")
 
-        command(project, "simulate", "clean", "--rows", ROWS, "--url", url, "--force")
-        print(f"2. {ROWS} clean rows sent; monitor on the latest {ROWS} predictions:")
-        clean = verdict(command(project, "monitor", "--window", ROWS))
+        # Every held-back production row, each once (simulate's default): no copies to learn twice.
+        sent = command(project, "simulate", "clean", "--url", url, "--force")
+        counted = re.search(r"batch of (\d+) rows", sent)
+        rows = counted.group(1) if counted else sys.exit(f"error: unexpected output: {sent}")
+        print(f"2. {rows} clean rows sent; monitor on the latest {rows} predictions:")
+        clean = verdict(command(project, "monitor", "--window", rows))
         print(clean)
 
-        sent = command(project, "simulate", "drifted", "--rows", ROWS, "--url", url, "--force")
-        print(f"3. {ROWS} drifted rows sent ({sent.splitlines()[1].strip()}); monitor again:")
-        drifted = verdict(command(project, "monitor", "--window", ROWS, expect=(DRIFT_EXIT_CODE,)))
+        sent = command(project, "simulate", "drifted", "--url", url, "--force")
+        print(f"3. {rows} drifted rows sent ({sent.splitlines()[1].strip()}); monitor again:")
+        drifted = verdict(command(project, "monitor", "--window", rows, expect=(DRIFT_EXIT_CODE,)))
         print(drifted)
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
             gauges = [

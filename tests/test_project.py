@@ -162,7 +162,7 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
 def test_the_monitoring_loop_closes(project: Path) -> None:
     """Serve, send clean then drifted traffic, monitor, retrain: as `make demo` does."""
     cli = "my_ml_service"
-    run([uv_executable(), "run", "--locked", cli, "simulate", "clean", "--rows", "300"], project)
+    run([uv_executable(), "run", "--locked", cli, "simulate", "clean"], project)
     clean = uv_run(project, cli, "monitor", "--data", "data/simulated/clean-0.csv")
     assert "no alert" in clean
 
@@ -179,12 +179,10 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
             cli,
             "simulate",
             "drifted",
-            "--rows",
-            "300",
             "--url",
             f"http://127.0.0.1:{port}",
         )
-        assert "labels (request_id, row, target) -> data/simulated/drifted-0.labels.csv" in sent
+        assert "labels (prediction_id, row, target) -> data/simulated/drifted-0.labels.csv" in sent
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)  # a graceful stop flushes the prediction log
@@ -196,7 +194,8 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
     assert len(reports) == 2
     summary = json.loads(reports[-1].read_text())
     assert summary["alert"] is True
-    assert summary["rows"] == 300
+    sent_rows = len((project / "data/prepared/production.csv").read_text().splitlines()) - 1
+    assert summary["rows"] == sent_rows  # every held-back row, each once
     assert "model_drift_alert 1" in (project / "reports/monitoring/drift.prom").read_text()
 
     train_rows = len((project / "data/prepared/train.csv").read_text().splitlines())
@@ -216,19 +215,122 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
     assert len(list((project / "data/external/labelled").glob("batch-*.csv"))) == 1
     # The gates decide: promoted, kept (not better), or refused (missed a quality threshold).
     decisions = {
-        0: r"stored 300 labelled rows in data/external/labelled/batch-.*; "
+        0: rf"stored {sent_rows} labelled rows in data/external/labelled/batch-.*; "
         r"the gate (promoted v2 \(was v1\)|kept v1)",
         1: r"the retrained model missed the quality gate .*; champion v1 stays",
     }
     assert result.returncode in decisions, retrained
     assert re.search(decisions[result.returncode], retrained), retrained
-    assert len((project / "data/prepared/train.csv").read_text().splitlines()) == train_rows + 300
+    pool = len((project / "data/prepared/train.csv").read_text().splitlines())
+    assert pool == train_rows + sent_rows
     listing = uv_run(project, cli, "models")
     assert re.search(r"^2\s", listing, re.MULTILINE), listing  # registered, whatever the gate said
     champion = json.loads((project / "models/champion/metadata.json").read_text())["version"]
     assert (champion == "2") == ("promoted v2" in retrained)
     if result.returncode == 0:
         assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+
+
+def feature_rows(path: Path, target: str) -> list[tuple[str, ...]]:
+    """Each row's features, rounded as the project's row keys round them (9 significant digits)."""
+    rows = []
+    with path.open() as stream:
+        header = stream.readline().rstrip("\n").split(",")
+        keep = [index for index, name in enumerate(header) if name != target]
+        for line in stream:
+            cells = line.rstrip("\n").split(",")
+            rows.append(tuple(rounded(cells[index]) for index in keep))
+    return rows
+
+
+def rounded(cell: str) -> str:
+    try:
+        return f"{float(cell):.9g}"
+    except ValueError:
+        return cell
+
+
+def assert_no_row_on_both_sides(project: Path, target: str) -> None:
+    """The training part (pool minus held-out) shares no row, nor a copy of one, with held-out."""
+    from collections import Counter
+
+    pool = Counter(feature_rows(project / "data/prepared/train.csv", target))
+    held = Counter(feature_rows(project / "data/prepared/test.csv", target))
+    assert not held - pool, "held-out rows come from the pool"
+    training = pool - held
+    assert not set(training) & set(held)
+
+
+def retrain_on(project: Path, batch: str) -> str:
+    cli = "my_ml_service"
+    result = run_unchecked(
+        [uv_executable(), "run", "--locked", cli, "retrain", "--data", batch], project
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: the gate refused
+    return result.stdout + result.stderr
+
+
+def test_retraining_never_leaks_held_out_rows_and_the_gate_compares_like_with_like(
+    project: Path,
+) -> None:
+    """Two overlapping labelled batches, then planted leaks: held-out rows copied into the
+    labelled data. No row is learnt twice, none is on both sides, and the gate's two figures
+    are on the same rows."""
+    cli = "my_ml_service"
+    contract = yaml.safe_load((project / "contract.yaml").read_text())
+    target = contract["target"]["name"]
+    for seed in ("1", "2"):  # 60 rows each from the same held-back rows: they overlap
+        uv_run(project, cli, "simulate", "clean", "--rows", "60", "--seed", seed, "--force")
+    first = retrain_on(project, "data/simulated/clean-1.csv")
+    assert "stored 60 labelled rows" in first, first
+    second = retrain_on(project, "data/simulated/clean-2.csv")
+    overlap = re.search(
+        r"stored (\d+) labelled rows .*\(skipped (\d+) already in the training", second
+    )
+    assert overlap, second
+    assert int(overlap.group(1)) + int(overlap.group(2)) == 60
+    labelled = [
+        row
+        for batch in sorted((project / "data/external/labelled").glob("*.csv"))
+        for row in feature_rows(batch, target)
+    ]
+    assert len(labelled) == len(set(labelled)), "a labelled row was stored twice"
+    assert_no_row_on_both_sides(project, target)
+
+    # The gate's figures: both versions on the rows `train` held out, identified by their keys.
+    record = json.loads((project / "reports/evaluate/promotion.json").read_text())
+    comparison = record["comparison"]
+    assert comparison is not None, record
+    held_out = project / "data/prepared/test.csv"
+    assert comparison["rows"] == len(held_out.read_text().splitlines()) - 1
+    digest = uv_run(
+        project,
+        "python",
+        "-c",
+        "from my_ml_service.comparison import rows_digest; "
+        "from my_ml_service.contract import load_contract; "
+        "from my_ml_service.rows import row_keys; "
+        "from my_ml_service.tabular import read_table; "
+        "c = load_contract('contract.yaml'); "
+        "rows = read_table('data/prepared/test.csv', c); "
+        "print(rows_digest(list(row_keys(rows, c.feature_names))))",
+    )
+    assert comparison["rows_sha256"] == digest.strip()
+
+    # Planted leak 1: the held-out rows, labelled, handed to retrain: nothing new is learnt.
+    versions = len(re.findall(r"^\d+\s", uv_run(project, cli, "models"), re.MULTILINE))
+    leak = retrain_on(project, "data/prepared/test.csv")
+    assert "nothing new to learn from" in leak, leak
+    assert len(re.findall(r"^\d+\s", uv_run(project, cli, "models"), re.MULTILINE)) == versions
+    # Planted leak 2: the same rows dropped straight into the labelled folder, bypassing
+    # retrain. The split follows row keys, so the copies land on the held-out side: the
+    # challenger never trains on them, and the gate still scores both models on the same rows.
+    shutil.copy(held_out, project / "data/external/labelled/zz-planted.csv")
+    run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    listing = uv_run(project, cli, "models")
+    assert len(re.findall(r"^\d+\s", listing, re.MULTILINE)) == versions + 1  # it trained
+    assert_no_row_on_both_sides(project, target)
+    (project / "data/external/labelled/zz-planted.csv").unlink()
 
 
 def workflow_step(project: Path, workflow: str, name: str) -> str:
