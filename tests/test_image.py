@@ -150,7 +150,8 @@ def test_the_projects_own_smoke_test_passes_on_the_image(image: tuple[str, Path]
     assert "runs as uid 10001" in output
     assert f"smoke test passed: {tag}" in output
     sent = (project / "data" / "simulated" / "clean-0.labels.csv").read_text().splitlines()
-    assert len(sent) == 1 + 200  # header + every simulated row answered by the container
+    held_back = (project / "data" / "prepared" / "production.csv").read_text().splitlines()
+    assert len(sent) == len(held_back)  # header + every held-back row answered by the container
 
 
 def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]) -> None:

@@ -22,6 +22,14 @@ def write_prometheus_gauges(result: MonitorResult, path: Path) -> None:
     its /metrics only while it serves that version (`gauges_for`), so a new champion starts
     with no stale alert. node_exporter's textfile collector can read the file too.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".tmp")
+    partial.write_text("\n".join(gauge_lines(result)) + "\n")
+    os.replace(partial, path)
+
+
+def gauge_lines(result: MonitorResult) -> list[str]:
+    """The verdict's gauges, after a first line naming the monitored model version."""
     version = f'model_version="{_label(result.model_version)}"'
     lines = [VERSION_LINE + result.model_version]
     lines += _gauge(
@@ -68,15 +76,11 @@ def write_prometheus_gauges(result: MonitorResult, path: Path) -> None:
             [(version, result.performance.relative_drop)],
         )
     finished = datetime.fromisoformat(result.created_at).timestamp()
-    lines += _gauge(
+    return lines + _gauge(
         "model_drift_last_run_timestamp_seconds",
         "When the latest monitoring run finished.",
         [(version, finished)],
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".tmp")
-    partial.write_text("\n".join(lines) + "\n")
-    os.replace(partial, path)
 
 
 def gauges_for(text: str, model_version: str) -> str:
@@ -87,7 +91,7 @@ def gauges_for(text: str, model_version: str) -> str:
 
 def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-    return lines + [f"{name}{{{labels}}} {value:.6g}" for labels, value in samples]
+    return lines + [f"{name}{{{labels}}} {value:.12g}" for labels, value in samples]
 
 
 def _label(value: str) -> str:
