@@ -307,12 +307,13 @@ def test_retraining_never_leaks_held_out_rows_and_the_gate_compares_like_with_li
         project,
         "python",
         "-c",
+        "from pathlib import Path; "
         "from my_ml_service.comparison import rows_digest; "
         "from my_ml_service.contract import load_contract; "
         "from my_ml_service.rows import row_keys; "
         "from my_ml_service.tabular import read_table; "
-        "c = load_contract('contract.yaml'); "
-        "rows = read_table('data/prepared/test.csv', c); "
+        "c = load_contract(Path('contract.yaml')); "
+        "rows = read_table(Path('data/prepared/test.csv'), c); "
         "print(rows_digest(list(row_keys(rows, c.feature_names))))",
     )
     assert comparison["rows_sha256"] == digest.strip()

@@ -71,6 +71,12 @@ def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.Dat
     return pd.DataFrame(labels)
 
 
+def sample(name: str, labels: str, value: int) -> str:
+    """One line of Prometheus' text format (built without braces in the source: Jinja renders
+    this file)."""
+    return name + "{" + labels + "} " + f"{value}\n"
+
+
 def csv_window(batch: pd.DataFrame, path: Path, contract: Contract, champion: Champion) -> Window:
     batch.to_csv(path, index=False)
     return read_batch_window(path, contract, champion, MAX_ROWS, SEED)
@@ -100,7 +106,7 @@ def test_a_clean_batch_raises_no_alert(
     assert summary["alert"] is False
     assert summary["rows"] == ROWS
     gauges = settings.monitor.metrics_file.read_text()
-    assert f'model_drift_alert{{model_version="{champion.version}"}} 0\n' in gauges
+    assert sample("model_drift_alert", f'model_version="{champion.version}"', 0) in gauges
     assert gauges.startswith(f"# model_version {champion.version}\n")
     # The prediction is reported on its own, never counted among the features.
     assert PREDICTION not in {check.column for check in result.features}
@@ -133,9 +139,9 @@ def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
     assert "ALERT data drift" in table
     gauges = settings.monitor.metrics_file.read_text()
     version = f'model_version="{champion.version}"'
-    assert f"model_drift_alert{{{version}}} 1\n" in gauges
+    assert sample("model_drift_alert", version, 1) in gauges
     column = batch.drifted_columns[0]
-    assert f'model_drift_column_drifted{{column="{column}",{version}}} 1\n' in gauges
+    assert sample("model_drift_column_drifted", f'column="{column}",{version}', 1) in gauges
 
 
 def test_the_prediction_log_and_labels_reveal_a_quality_drop(
