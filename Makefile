@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench bench-serving bench-monitoring clean
+.PHONY: help demo test test-fast lock bench bench-serving bench-monitoring bench-drift clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ bench-serving: $(UV) ## Load the generated service and `mlflow models serve` wit
 
 bench-monitoring: $(UV) ## Time the drift check on 10k, 100k and 1M rows (peak memory too)
 	$(RUN) python benchmarks/monitoring.py
+
+bench-drift: $(UV) ## False-alarm and detection rates of `monitor` on both samples (50 seeds each)
+	$(RUN) python benchmarks/drift_rates.py
 
 clean: ## Remove build output and tools
 	rm -rf build $(TOOLS)

@@ -133,11 +133,13 @@ def test_the_service_monitor_and_project_tests_follow(swapped: Path) -> None:
         run([*cli, "simulate", "clean", "--url", url], swapped)
         clean = run_unchecked([*cli, "monitor"], swapped)
         assert clean.returncode == 0, clean.stdout + clean.stderr
-        run([*cli, "simulate", "drifted", "--url", url, "--seed", "1"], swapped)
+        sent = run([*cli, "simulate", "drifted", "--url", url, "--seed", "1"], swapped)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    drifted = run_unchecked([*cli, "monitor", "--window", "200"], swapped)
+    rows = re.search(r"drifted batch of (\d+) rows", sent)
+    assert rows, sent
+    drifted = run_unchecked([*cli, "monitor", "--window", rows.group(1)], swapped)
     assert drifted.returncode == 3, drifted.stdout + drifted.stderr
     changed = json.loads(
         sorted((swapped / "reports/monitoring").glob("*/summary.json"))[-1].read_text()

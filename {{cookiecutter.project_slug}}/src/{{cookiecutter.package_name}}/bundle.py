@@ -33,6 +33,8 @@ MODEL_FILE = "model.joblib"
 CONTRACT_FILE = "contract.yaml"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "model_card.md"
+# The champion's answers on its held-out rows: monitoring resamples them beside a window's.
+EVALUATION_FILE = "evaluation.csv"
 # Files the metadata's checksums cover: a changed contract changes what the API accepts.
 CHECKED_FILES = {MODEL_FILE: "model_sha256", CONTRACT_FILE: "contract_sha256"}
 _LOAD_ATTEMPTS = 5

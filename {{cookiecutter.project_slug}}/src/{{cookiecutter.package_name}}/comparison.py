@@ -130,3 +130,65 @@ def paired_bootstrap(
         confidence=confidence,
         resamples=resamples,
     )
+
+
+ACTUAL = "actual"
+SCORE_PREFIX = "p_"
+
+
+def outputs_frame(target: pd.Series, scored: Scored, classes: Sequence[str]) -> pd.DataFrame:
+    """A model's answers beside the truth, one row each: what later checks resample."""
+    frame = pd.DataFrame({ACTUAL: target.to_numpy(), "prediction": scored.predicted})
+    if scored.scores is not None:
+        for index, label in enumerate(classes):
+            frame[SCORE_PREFIX + label] = scored.scores[:, index]
+    return frame
+
+
+def from_outputs(
+    frame: pd.DataFrame, task: Task, classes: Sequence[str]
+) -> tuple[pd.Series, Scored]:
+    """`outputs_frame` read back: the truth and the answers, typed for the task's metrics."""
+    columns = [SCORE_PREFIX + label for label in classes]
+    scores = frame[columns].to_numpy(dtype=float) if classes else None
+    predicted = task.labels(frame["prediction"]).to_numpy()
+    return task.labels(frame[ACTUAL]).reset_index(drop=True), Scored(predicted, scores)
+
+
+def drop_interval(
+    task: Task,
+    metric: str,
+    reference: tuple[pd.Series, Scored],
+    current: tuple[pd.Series, Scored],
+    classes: Sequence[str],
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float]:
+    """The interval of `metric`'s relative drop from `reference` rows to `current` rows.
+
+    Unpaired bootstrap: each resample draws both row sets again (seeded), so the interval holds
+    the noise of both figures, the window's and the evaluation's.
+    """
+    rng = np.random.default_rng(seed)
+    drops = []
+    for _ in range(resamples):
+        figures = []
+        for truth, scored in (reference, current):
+            rows = rng.integers(0, len(truth), size=len(truth))
+            predicted, scores = scored.take(rows)
+            try:
+                figures.append(
+                    task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[
+                        metric
+                    ]
+                )
+            except ValueError:  # a resample holding one class: no ROC AUC
+                figures.append(math.nan)
+        drops.append(task.relative_drop(metric, figures[1], figures[0]))
+    valid = np.array([drop for drop in drops if math.isfinite(drop)])
+    if len(valid) < MIN_VALID_SHARE * resamples:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    return float(np.quantile(valid, tail)), float(np.quantile(valid, 1 - tail))

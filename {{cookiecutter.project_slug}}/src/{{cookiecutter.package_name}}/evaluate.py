@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from .behavioral import BehaviouralResult, run_behavioural_tests
-from .bundle import CONTRACT_FILE, MODEL_FILE, model_inputs
+from .bundle import CONTRACT_FILE, EVALUATION_FILE, MODEL_FILE, model_inputs
+from .comparison import outputs_frame, score_rows
 from .contract import Contract, load_contract
 from .errors import QualityGateError
 from .rows import evaluation_split
@@ -25,6 +26,8 @@ EVALUATION_ARTIFACTS = "evaluation"
 METRIC_TAG_PREFIX = "test_"
 BASELINE_TAG_PREFIX = "baseline_"
 GATE_TAG = "passed_quality_gate"
+IMPORTANCE_FILE = "feature_importance.csv"
+MAX_KEPT_OUTPUTS = 5000
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _plots(
         paths.append(report_dir / f"{stem}.csv")
     importance = permutation_importance(model, inputs, target, n_repeats=5, random_state=0)
     ranked = pd.Series(importance.importances_mean, index=inputs.columns).sort_values()
-    ranked.rename("importance").to_csv(report_dir / "feature_importance.csv", index_label="feature")
+    ranked.rename("importance").to_csv(report_dir / IMPORTANCE_FILE, index_label="feature")
     # A figure of its own: pandas would otherwise draw on the last display's axes.
     figure, axes = plt.subplots(figsize=(7, 5))
     ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
@@ -120,6 +123,22 @@ def _plots(
         figure.savefig(paths[-1], dpi=100)
         plt.close(figure)
     return paths
+
+
+def _held_out_outputs(
+    model: Any, inputs: pd.DataFrame, target: pd.Series, settings: Settings, contract: Contract
+) -> Path:
+    """The model's answers on the held-out rows (at most MAX_KEPT_OUTPUTS, seeded).
+
+    The bundle keeps them, so monitoring can weigh a window's figure against this one's noise.
+    """
+    classes = list(contract.target.allowed or [])
+    outputs = outputs_frame(target, score_rows(settings.task, model, inputs, classes), classes)
+    if len(outputs) > MAX_KEPT_OUTPUTS:
+        outputs = outputs.sample(MAX_KEPT_OUTPUTS, random_state=settings.train.seed)
+    path = settings.evaluate.report_dir / EVALUATION_FILE
+    outputs.to_csv(path, index=False)
+    return path
 
 
 def assess(
@@ -160,6 +179,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     report_dir = settings.evaluate.report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
+    plots.append(_held_out_outputs(model, inputs, target, settings, contract))
     baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
     summary = {**metrics, **baseline, "passed": evaluation.passed}
     settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
@@ -170,7 +190,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
         for path in [
             *plots,
             settings.evaluate.behavioural_file,
-            report_dir / "feature_importance.csv",
+            report_dir / IMPORTANCE_FILE,
         ]:
             mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)
     client = mlflow.MlflowClient()

@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from . import tracking
 from .bundle import (
     CARD_FILE,
     CONTRACT_FILE,
+    EVALUATION_FILE,
     install,
     model_inputs,
     read_metadata,
@@ -30,6 +33,7 @@ from .evaluate import (
     BASELINE_TAG_PREFIX,
     EVALUATION_ARTIFACTS,
     GATE_TAG,
+    IMPORTANCE_FILE,
     METRIC_TAG_PREFIX,
     load_serving_bundle,
     load_serving_model,
@@ -105,6 +109,7 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             )
         )
         shutil.copytree(local, staging)
+        _copy_evaluation(version.run_id, staging)
         run = client.get_run(version.run_id)
         metadata = {
             "model_name": settings.registry.model_name,
@@ -115,6 +120,8 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "metrics": _tagged(version, METRIC_TAG_PREFIX),
             "baseline": _tagged(version, BASELINE_TAG_PREFIX),
             "promotion": json.loads(version.tags.get(PROMOTION_TAG, "null")),
+            # What monitoring weighs drift by: the version's permutation importance at evaluation.
+            "importance": _importance(version.run_id),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_metadata(staging, metadata)
@@ -133,6 +140,36 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
         (staging / CARD_FILE).write_text(card)
         install(staging, target)
     return target
+
+
+def _copy_evaluation(run_id: str, bundle: Path) -> None:
+    """Put the run's held-out answers in the bundle, when the run recorded them."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{EVALUATION_ARTIFACTS}/{EVALUATION_FILE}"
+        )
+    except (MlflowException, OSError):
+        return
+    shutil.copyfile(path, bundle / EVALUATION_FILE)
+
+
+def _importance(run_id: str) -> dict[str, float]:
+    """The run's held-out permutation importance per feature ({} when it was not recorded)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{EVALUATION_ARTIFACTS}/{IMPORTANCE_FILE}"
+        )
+    except (MlflowException, OSError):
+        return {}
+    table = pd.read_csv(path)
+    values = pd.to_numeric(table["importance"], errors="coerce").fillna(0.0)
+    return dict(zip(table["feature"].astype(str), values.astype(float).tolist(), strict=True))
 
 
 CARD = """\

@@ -177,15 +177,16 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
     command = [str(dvc) if dvc.exists() else "dvc", "repro"]
     started = time.time()
     completed = subprocess.run(command, check=False, env=environment)  # noqa: S603  # nosec B603
+    stored = f"stored {len(fresh.rows)} labelled rows in {path}{fresh.skipped()}"
     if completed.returncode != 0:
         if _quality_gate_refused_since(settings.evaluate.metrics_file, started):
             raise QualityGateError(
                 f"the retrained model missed the quality gate (see above); champion "
-                f"v{before} stays; the labelled rows stay in {path}"
+                f"v{before} stays; {stored}, kept for the next attempt"
             )
         raise ProjectError(
-            f"`dvc repro` stopped (exit {completed.returncode}; see its output above); the "
-            f"labelled rows stay in {path}, the champion is unchanged (v{before}), and "
-            "`dvc checkout` restores the pipeline's last outputs"
+            f"`dvc repro` stopped (exit {completed.returncode}; see its output above); {stored}, "
+            f"the champion is unchanged (v{before}), and `dvc checkout` restores the "
+            "pipeline's last outputs"
         )
     return RetrainResult(path, len(fresh.rows), before, champion_version(settings), fresh.skipped())

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.bundle import (
 from {{ cookiecutter.package_name }}.comparison import (
     PairedComparison,
     Scored,
+    drop_interval,
     paired_bootstrap,
 )
 from {{ cookiecutter.package_name }}.contract import (
@@ -330,3 +331,23 @@ def test_the_paired_bootstrap_scores_classes_by_probability() -> None:
     assert result.challenger > result.champion
     assert result.better_by(0.0)
     assert result.rows == 200
+
+
+def test_a_drop_on_few_rows_is_judged_with_both_figures_noise() -> None:
+    """A window and a held-out set from one population: the drop's interval spans zero; with
+    errors twice as large it does not."""
+    rng = np.random.default_rng(2)
+
+    def rows(count: int, noise: float) -> tuple[pd.Series, Scored]:
+        truth = pd.Series(rng.normal(0, 1, size=count))
+        return truth, Scored(truth.to_numpy() + rng.normal(0, noise, size=count), None)
+
+    held_out = rows(40, 0.5)
+    low, high = drop_interval(
+        REGRESSION, "rmse", held_out, rows(35, 0.5), [], resamples=400, confidence=0.95, seed=0
+    )
+    assert low < 0 < high
+    low, _ = drop_interval(
+        REGRESSION, "rmse", held_out, rows(200, 1.0), [], resamples=400, confidence=0.95, seed=0
+    )
+    assert low > 0.3  # twice the error: at least 30% worse, with confidence

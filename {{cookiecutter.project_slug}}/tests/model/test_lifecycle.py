@@ -62,13 +62,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> I
 
 
 def configured(settings: Settings, **train: object) -> Settings:
-    """The project's settings with a lenient bar, so a weak challenger can reach the gate."""
+    """The project's settings with a lenient bar, so a weak challenger can reach the gate.
+
+    The promotion gate asks for a 50% interval above the margin, not 95%: this module tests the
+    sequence (promote, keep, roll back); the bootstrap itself is tested on its own.
+    """
     primary = settings.evaluate.primary_metric
     lenient = 0.0 if settings.task.higher_is_better(primary) else 1e9
+    evaluate = {"thresholds": {primary: lenient}, "confidence": 0.5}
     return settings.model_copy(
         update={
             "train": settings.train.model_copy(update=train),
-            "evaluate": settings.evaluate.model_copy(update={"thresholds": {primary: lenient}}),
+            "evaluate": settings.evaluate.model_copy(update=evaluate),
             "registry": settings.registry.model_copy(
                 update={"tracking_uri": "sqlite:///mlflow.db"}
             ),
@@ -258,7 +263,7 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
         assert json.loads(metadata.read_text())["version"] == champion["version"]
         assert not settings.data.source.startswith(SKLEARN_PREFIX), "the sample's model passes"
         return
-    assert int(challenger.model_version) == int(champion["version"]) + 1
+    assert int(challenger.model_version) > int(champion["version"])
     decision = promote(local)
     # The gate scored both versions on the same held-out rows, the ones `train` wrote.
     record = json.loads(local.evaluate.promotion_file.read_text())

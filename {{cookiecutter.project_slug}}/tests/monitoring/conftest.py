@@ -14,9 +14,14 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.bundle import (
+    EVALUATION_FILE,
     Champion,
     load_champion,
     model_inputs,
+)
+from {{ cookiecutter.package_name }}.comparison import (
+    outputs_frame,
+    score_rows,
 )
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
@@ -53,13 +58,12 @@ def deployment(
     pool.to_csv(folder / "data/train.csv", index=False)
     production.to_csv(folder / "data/production.csv", index=False)
     pipeline = fit_pipeline(settings, contract, train)
-    metrics = settings.task.score(
-        pipeline,
-        model_inputs(held_out, contract),
-        held_out[target],
-        list(contract.target.allowed or []),
-    )
-    export_bundle(pipeline, contract, settings.task, folder / "champion", metrics=metrics)
+    inputs, classes = model_inputs(held_out, contract), list(contract.target.allowed or [])
+    metrics = settings.task.score(pipeline, inputs, held_out[target], classes)
+    bundle = export_bundle(pipeline, contract, settings.task, folder / "champion", metrics=metrics)
+    # As `promote` exports it: the held-out answers that monitoring weighs a window against.
+    answers = score_rows(settings.task, pipeline, inputs, classes)
+    outputs_frame(held_out[target], answers, classes).to_csv(bundle / EVALUATION_FILE, index=False)
     return folder
 
 

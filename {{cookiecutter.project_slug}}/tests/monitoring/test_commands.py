@@ -42,10 +42,10 @@ def test_simulate_writes_a_batch_and_refuses_to_overwrite_it(
     monitored: Path, deployment: Path
 ) -> None:
     batch = monitored / "clean.csv"
-    first = runner.invoke(app, ["simulate", "clean", "--rows", "50", "--output", str(batch)])
+    first = runner.invoke(app, ["simulate", "clean", "--rows", "20", "--output", str(batch)])
     assert first.exit_code == 0, first.output
     content = batch.read_bytes()
-    again = runner.invoke(app, ["simulate", "drifted", "--rows", "50", "--output", str(batch)])
+    again = runner.invoke(app, ["simulate", "drifted", "--rows", "20", "--output", str(batch)])
     assert again.exit_code == 2
     assert "already exists; fix: pass --force" in again.output
     assert batch.read_bytes() == content

@@ -25,13 +25,17 @@ from {{ cookiecutter.package_name }}.errors import (
     MonitoringInputError,
 )
 from {{ cookiecutter.package_name }}.monitoring.checks import (
+    ColumnDrift,
     drift_report,
 )
 from {{ cookiecutter.package_name }}.monitoring.records import (
     PREDICTION,
 )
 from {{ cookiecutter.package_name }}.monitoring.verdict import (
+    Findings,
+    alerts_for,
     format_result,
+    importance_share,
     run_monitor,
 )
 from {{ cookiecutter.package_name }}.monitoring.window import (
@@ -430,3 +434,41 @@ def test_a_quality_change_is_worded_by_its_direction() -> None:
 
     assert _change(0.043) == "4.3% worse"
     assert _change(-0.043) == "4.3% better"  # was printed as "-4.3% worse"
+
+
+def drift(column: str, drifted: bool) -> ColumnDrift:
+    return ColumnDrift(column, "wasserstein", 0.5 if drifted else 0.1, 0.3, drifted)
+
+
+def test_drift_in_the_features_the_model_relies_on_alerts_on_its_own(settings: Settings) -> None:
+    """Three of thirty features is under the share bar, but not when they are what it uses."""
+    features = [drift(f"f{index}", drifted=index < 3) for index in range(30)]
+    importance = {f"f{index}": (10.0 if index < 3 else 0.1) for index in range(30)}
+    importance["f29"] = -0.5  # permutation importance can be negative: it counts as none
+    share = importance_share(features, importance)
+    assert share == pytest.approx(30 / (30 + 26 * 0.1))
+    quiet = {f"f{index}": 1.0 for index in range(30)}
+    assert importance_share(features, quiet) == pytest.approx(0.1)
+    assert importance_share(features, {}) is None  # not on record: the rule does not apply
+
+    def alerts(share_of_importance: float | None, prediction: ColumnDrift | None) -> list[str]:
+        findings = Findings(
+            drift=None,  # type: ignore[arg-type]
+            features=features,
+            prediction=prediction,
+            share=0.1,
+            importance=share_of_importance,
+            performance=None,
+            alerts=[],
+        )
+        return alerts_for(findings, settings.monitor)
+
+    [alert] = alerts(share, None)
+    assert alert.startswith("data drift: the drifted features carry 92% of the model's")
+    assert alerts(0.1, None) == []
+    assert alerts(None, drift(PREDICTION, drifted=False)) == []
+    [moved] = alerts(None, drift(PREDICTION, drifted=True))
+    assert moved.startswith("prediction drift: wasserstein 0.5")
+    quiet_settings = settings.monitor.model_copy(update={"alert_on_prediction_drift": False})
+    findings = Findings(None, features, drift(PREDICTION, True), 0.1, None, None, [])  # type: ignore[arg-type]
+    assert alerts_for(findings, quiet_settings) == []

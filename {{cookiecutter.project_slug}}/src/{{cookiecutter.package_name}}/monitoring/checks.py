@@ -6,12 +6,13 @@ Evidently's output is read here and nowhere else.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..comparison import Scored, drop_interval, from_outputs
 from ..contract import Contract
 from ..errors import MonitoringInputError
 from ..settings import Settings
@@ -41,6 +42,11 @@ class PerformanceCheck:
     relative_drop: float
     labelled_rows: int
     degraded: bool
+    # The drop's interval (both the window's and the evaluation's rows resampled): the alert
+    # needs all of it above the threshold. NaN when the evaluation's rows are not on record.
+    low: float = math.nan
+    high: float = math.nan
+    confidence: float = math.nan
 
 
 def quality_report(window: Window, reference: Window, contract: Contract, task: Task) -> Any:
@@ -159,27 +165,68 @@ def drift_report(
 
 
 def check_performance(
-    window: Window, settings: Settings, contract: Contract, metadata: dict[str, Any]
+    window: Window,
+    settings: Settings,
+    contract: Contract,
+    metadata: dict[str, Any],
+    evaluation: pd.DataFrame | None = None,
 ) -> PerformanceCheck | None:
-    """The primary metric on the labelled rows, against the champion's held-out figure."""
+    """The primary metric on the labelled rows against the champion's held-out figure.
+
+    With the held-out rows' answers (`evaluation`, kept in the bundle) the drop is judged with
+    its interval: a few dozen rows move a metric by chance alone, on either side.
+    """
     if window.labels is None:
         return None
     labelled = window.labels.notna()
     count = int(labelled.sum())
     if count < settings.monitor.min_labelled_rows:
         return None
-    metric = settings.evaluate.primary_metric
-    task = settings.task
-    truth = task.labels(window.labels[labelled])
-    predicted = task.labels(window.frame.loc[labelled, PREDICTION]).to_numpy()
+    metric, task = settings.evaluate.primary_metric, settings.task
     classes = list(contract.target.allowed or [])
+    truth = task.labels(window.labels[labelled]).reset_index(drop=True)
+    predicted = task.labels(window.frame.loc[labelled, PREDICTION]).to_numpy()
     scores = (
         None
         if window.probabilities is None
         else window.probabilities.loc[labelled, classes].to_numpy(dtype=float)
     )
+    current = _scored_metric(task, metric, truth, predicted, scores, classes, count)
+    at_evaluation = float(metadata["metrics"][metric])
+    relative_drop = task.relative_drop(metric, current, at_evaluation)
+    drop_bar = settings.monitor.max_performance_drop
+    check = PerformanceCheck(
+        metric, current, at_evaluation, relative_drop, count, relative_drop > drop_bar
+    )
+    if evaluation is None:
+        return check
+    low, high = drop_interval(
+        task,
+        metric,
+        from_outputs(evaluation, task, classes),
+        (truth, Scored(predicted, scores)),
+        classes,
+        resamples=settings.evaluate.bootstrap_resamples,
+        confidence=settings.evaluate.confidence,
+        seed=settings.monitor.seed,
+    )
+    degraded = math.isfinite(low) and low > drop_bar
+    return replace(
+        check, degraded=degraded, low=low, high=high, confidence=settings.evaluate.confidence
+    )
+
+
+def _scored_metric(
+    task: Task,
+    metric: str,
+    truth: pd.Series,
+    predicted: Any,
+    scores: Any,
+    classes: list[str],
+    count: int,
+) -> float:
     try:
-        figures = task.metrics_of(truth, predicted, scores, classes)
+        figures = task.metrics_of(truth, predicted, scores, classes, only=metric)
     except ValueError as error:  # e.g. a single class among the labels: no ROC AUC
         raise MonitoringInputError(
             f"labels: cannot score {metric} on {count} labelled rows ({error}); "
@@ -191,13 +238,4 @@ def check_performance(
             f"labels: {metric} cannot be computed on {count} labelled rows (one class only?); "
             "fix: supply labels covering every class, or wait for more"
         )
-    at_evaluation = float(metadata["metrics"][metric])
-    relative_drop = task.relative_drop(metric, current, at_evaluation)
-    return PerformanceCheck(
-        metric=metric,
-        current=current,
-        at_evaluation=at_evaluation,
-        relative_drop=relative_drop,
-        labelled_rows=count,
-        degraded=relative_drop > settings.monitor.max_performance_drop,
-    )
+    return current

@@ -10,20 +10,30 @@ champion's held-out figure, each compared with its threshold in params.yaml.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ..bundle import Champion
 from ..contract import Contract
 from ..errors import MonitoringInputError
 from ..files import claim_new_path, utc_stamp
 from ..settings import MonitorSettings, Settings
-from .checks import ColumnDrift, PerformanceCheck, check_performance, drift_report, quality_report
+from .checks import (
+    ColumnDrift,
+    DriftReport,
+    PerformanceCheck,
+    check_performance,
+    drift_report,
+    quality_report,
+)
 from .gauges import write_prometheus_gauges
 from .records import PREDICTION
-from .window import Window, read_reference
+from .window import Window, read_evaluation, read_reference
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class MonitorResult:
     prediction: ColumnDrift | None
     drifted_share: float
     max_drifted_share: float
+    # The share of the model's feature importance on drifted features (None: not on record).
+    drifted_importance: float | None
     missing_share: dict[str, float]
     performance: PerformanceCheck | None
     alerts: list[str]
@@ -89,28 +101,96 @@ def bounded(window: Window, monitor: MonitorSettings) -> Window:
     )
 
 
-def alerts_for(
-    features: list[ColumnDrift],
-    share: float,
-    performance: PerformanceCheck | None,
-    monitor: MonitorSettings,
-) -> list[str]:
+def importance_share(
+    features: list[ColumnDrift], importance: dict[str, float] | None
+) -> float | None:
+    """The share of the model's (positive) feature importance carried by drifted features."""
+    if not importance:
+        return None
+    weights = {name: max(float(value), 0.0) for name, value in importance.items()}
+    total = sum(weights.get(check.column, 0.0) for check in features)
+    if total <= 0:
+        return None
+    return sum(weights.get(check.column, 0.0) for check in features if check.drifted) / total
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the checks found on one window, before anything is written."""
+
+    drift: DriftReport
+    features: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    share: float
+    importance: float | None
+    performance: PerformanceCheck | None
+    alerts: list[str]
+
+
+def alerts_for(findings: Findings, monitor: MonitorSettings) -> list[str]:
     """One sentence per threshold passed, with the figures behind it."""
     alerts = []
-    drifted = [check.column for check in features if check.drifted]
-    if share > monitor.max_drifted_share:
+    drifted = [check.column for check in findings.features if check.drifted]
+    if findings.share > monitor.max_drifted_share:
         alerts.append(
-            f"data drift: {share:.0%} of features drifted "
+            f"data drift: {findings.share:.0%} of features drifted "
             f"(threshold {monitor.max_drifted_share:.0%}): {', '.join(drifted)}"
         )
+    elif findings.importance is not None and findings.importance > monitor.max_drifted_importance:
+        alerts.append(
+            f"data drift: the drifted features carry {findings.importance:.0%} of the model's "
+            f"feature importance (threshold {monitor.max_drifted_importance:.0%}): "
+            + ", ".join(drifted)
+        )
+    prediction = findings.prediction
+    if monitor.alert_on_prediction_drift and prediction is not None and prediction.drifted:
+        alerts.append(
+            f"prediction drift: {prediction.method} {prediction.score:.3g} "
+            f"(threshold {prediction.threshold:g})"
+        )
+    performance = findings.performance
     if performance is not None and performance.degraded:
         alerts.append(
             f"performance: {performance.metric} {performance.current:.4f} on "
             f"{performance.labelled_rows} labelled rows vs {performance.at_evaluation:.4f} at "
-            f"evaluation ({performance.relative_drop:.1%} worse; threshold "
-            f"{monitor.max_performance_drop:.0%})"
+            f"evaluation ({performance.relative_drop:.1%} worse"
+            + (
+                f", at least {performance.low:.1%} with {performance.confidence:.0%} confidence"
+                if math.isfinite(performance.low)
+                else ""
+            )
+            + f"; threshold {monitor.max_performance_drop:.0%})"
         )
     return alerts
+
+
+def examine(
+    settings: Settings,
+    contract: Contract,
+    champion: Champion,
+    window: Window,
+    reference: Window,
+    evaluation: pd.DataFrame | None = None,
+) -> Findings:
+    """Every check on `window` against `reference`, and the alerts they raise (no files).
+
+    `evaluation`: the champion's answers on its held-out rows, which the quality check
+    resamples beside the window's (None: the held-out figure is taken as exact).
+    """
+    drift = drift_report(window, reference, contract, settings)
+    # Drift in the prediction is tested on its own; the shares count the model's inputs only.
+    features = [drift.columns[name] for name in contract.feature_names if name in drift.columns]
+    share = sum(check.drifted for check in features) / len(contract.feature_names)
+    findings = Findings(
+        drift=drift,
+        features=features,
+        prediction=drift.columns.get(PREDICTION),
+        share=share,
+        importance=importance_share(features, champion.metadata.get("importance")),
+        performance=check_performance(window, settings, contract, champion.metadata, evaluation),
+        alerts=[],
+    )
+    return replace(findings, alerts=alerts_for(findings, settings.monitor))
 
 
 def run_monitor(
@@ -125,21 +205,18 @@ def run_monitor(
     window = bounded(window, monitor)
     now = now or datetime.now(UTC)
     training = read_reference(settings, contract, champion)
-    drift = drift_report(window, training, contract, settings)
-    # Drift in the prediction is reported, but the share counts the model's inputs only.
-    features = [drift.columns[name] for name in contract.feature_names if name in drift.columns]
-    share = sum(check.drifted for check in features) / len(contract.feature_names)
-    performance = check_performance(window, settings, contract, champion.metadata)
+    evaluation = read_evaluation(settings.registry.export_dir)
+    found = examine(settings, contract, champion, window, training, evaluation)
     notes = list(window.notes)
-    if window.labels is not None and performance is None:
+    if window.labels is not None and found.performance is None:
         notes.append(
             f"only {int(window.labels.notna().sum())} labelled rows "
             f"(monitor.min_labelled_rows is {monitor.min_labelled_rows}): performance not judged"
         )
     report_dir = claim_new_path(monitor.report_dir, utc_stamp(now), directory=True)
-    drift.snapshot.save_html(str(report_dir / "report.html"))
-    drift.snapshot.save_json(str(report_dir / "evidently.json"))
-    if performance is not None:
+    found.drift.snapshot.save_html(str(report_dir / "report.html"))
+    found.drift.snapshot.save_json(str(report_dir / "evidently.json"))
+    if found.performance is not None:
         quality = quality_report(window, training, contract, settings.task)
         quality.save_html(str(report_dir / "quality.html"))
         quality.save_json(str(report_dir / "quality.json"))
@@ -148,13 +225,14 @@ def run_monitor(
         model_version=champion.version,
         rows=len(window.frame),
         rows_available=window.rows_available,
-        features=features,
-        prediction=drift.columns.get(PREDICTION),
-        drifted_share=share,
+        features=found.features,
+        prediction=found.prediction,
+        drifted_share=found.share,
         max_drifted_share=monitor.max_drifted_share,
-        missing_share=drift.missing_share,
-        performance=performance,
-        alerts=alerts_for(features, share, performance, monitor),
+        drifted_importance=found.importance,
+        missing_share=found.drift.missing_share,
+        performance=found.performance,
+        alerts=found.alerts,
         report_dir=report_dir,
         created_at=now.isoformat(timespec="seconds"),
         notes=notes,
@@ -185,6 +263,11 @@ def format_result(result: MonitorResult) -> str:
         f"{len(result.features)} features drifted ({result.drifted_share:.0%}; "
         f"threshold {result.max_drifted_share:.0%}); model v{result.model_version}"
     )
+    if result.drifted_importance is not None:
+        lines.append(
+            f"the drifted features carry {result.drifted_importance:.0%} of the model's "
+            "feature importance"
+        )
     if result.prediction is not None:
         check = result.prediction
         lines.append(
@@ -193,10 +276,16 @@ def format_result(result: MonitorResult) -> str:
         )
     if result.performance is not None:
         performance = result.performance
+        interval = (
+            f"; {performance.confidence:.0%} interval of the drop "
+            f"{performance.low:+.1%} to {performance.high:+.1%}"
+            if math.isfinite(performance.low)
+            else ""
+        )
         lines.append(
             f"{performance.metric}: {performance.current:.4f} on {performance.labelled_rows} "
             f"labelled rows vs {performance.at_evaluation:.4f} at evaluation "
-            f"({_change(performance.relative_drop)})"
+            f"({_change(performance.relative_drop)}{interval})"
         )
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"ALERT {alert}" for alert in result.alerts] or ["no alert"]

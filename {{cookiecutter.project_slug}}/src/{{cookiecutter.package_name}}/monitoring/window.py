@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..bundle import Champion
+from ..bundle import EVALUATION_FILE, Champion
 from ..contract import Contract
 from ..errors import MonitoringInputError
 from ..settings import Settings
@@ -215,3 +215,12 @@ def read_reference(settings: Settings, contract: Contract, champion: Champion) -
     reference = frame[contract.feature_names].copy()
     reference[PREDICTION], probabilities = predict(champion, reference)
     return Window(reference, str(path), len(reference), probabilities, frame[contract.target.name])
+
+
+def read_evaluation(bundle: Path) -> pd.DataFrame | None:
+    """The champion's answers on its held-out rows, kept in its bundle (None if not there)."""
+    path = bundle / EVALUATION_FILE
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
