@@ -19,7 +19,7 @@ from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
 from .tracking import configure, reported_failures
-from .train import SERVING_ARTIFACTS, TrainResult
+from .train import CV_OUTPUTS_FILE, SERVING_ARTIFACTS, TRAINING_ARTIFACTS, TrainResult
 
 # Where the run keeps its evaluation, and the version tags the promotion gate reads.
 EVALUATION_ARTIFACTS = "evaluation"
@@ -125,20 +125,40 @@ def _plots(
     return paths
 
 
-def _held_out_outputs(
+def _expected_outputs(
     model: Any, inputs: pd.DataFrame, target: pd.Series, settings: Settings, contract: Contract
 ) -> Path:
-    """The model's answers on the held-out rows (at most MAX_KEPT_OUTPUTS, seeded).
+    """What the model is expected to answer: held-out and out-of-fold answers, together.
 
-    The bundle keeps them, so monitoring can weigh a window's figure against this one's noise.
+    At most MAX_KEPT_OUTPUTS of them, seeded. The bundle keeps them, so monitoring weighs a
+    window's figure against this one, noise and all: a few dozen held-out rows alone can
+    flatter a model by chance.
     """
     classes = list(contract.target.allowed or [])
-    outputs = outputs_frame(target, score_rows(settings.task, model, inputs, classes), classes)
+    held_out = outputs_frame(target, score_rows(settings.task, model, inputs, classes), classes)
+    parts = [held_out.assign(source="held_out")]
+    cv_outputs = _cv_outputs(TrainResult.load(settings.train.run_file).run_id)
+    if cv_outputs is not None:
+        parts.append(cv_outputs.assign(source="cross_validation"))
+    outputs = pd.concat(parts, ignore_index=True)
     if len(outputs) > MAX_KEPT_OUTPUTS:
         outputs = outputs.sample(MAX_KEPT_OUTPUTS, random_state=settings.train.seed)
     path = settings.evaluate.report_dir / EVALUATION_FILE
     outputs.to_csv(path, index=False)
     return path
+
+
+def _cv_outputs(run_id: str) -> pd.DataFrame | None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{TRAINING_ARTIFACTS}/{CV_OUTPUTS_FILE}"
+        )
+    except (MlflowException, OSError):
+        return None
+    return pd.read_csv(path)
 
 
 def assess(
@@ -179,7 +199,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     report_dir = settings.evaluate.report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
-    plots.append(_held_out_outputs(model, inputs, target, settings, contract))
+    plots.append(_expected_outputs(model, inputs, target, settings, contract))
     baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
     summary = {**metrics, **baseline, "passed": evaluation.passed}
     settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")

@@ -76,23 +76,33 @@ def _check_classes(labels: pd.Series, column: str) -> None:
 
 
 def held_out_mask(
-    keys: pd.Series, fraction: float, salt: str, labels: pd.Series | None = None
+    keys: pd.Series,
+    fraction: float,
+    salt: str,
+    labels: pd.Series | None = None,
+    *,
+    exact: bool = False,
 ) -> pd.Series:
-    """True for rows whose key falls in the held-out `fraction`.
+    """True for the rows held out: by a threshold on each key's place, or `exact`ly.
 
-    Each side gets at least one row, and with `labels` one of every class: the lowest-placed
-    row is held out if none fell there, the highest-placed kept if all did (only groups too
-    small for the fraction are touched, so the split stays stable for the rest).
+    Threshold (the default): a row's side depends on its key alone, so it never changes as rows
+    are added; the share is `fraction` on average. Exact: within each class (or overall), the
+    round(`fraction` x count) lowest-placed rows, so the shares are exact but a row may change
+    side when rows are added. Either way each side gets at least one row of every class.
     """
     position = _position(keys, salt)
-    mask = position < fraction
     groups = pd.factorize(labels.astype(str))[0] if labels is not None else np.zeros(len(keys))
+    mask = position < fraction
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
+        ranked = members[np.argsort(position[members])]
+        if exact:
+            mask[members] = False
+            mask[ranked[: round(fraction * len(members))]] = True
         if not mask[members].any():
-            mask[members[position[members].argmin()]] = True
+            mask[ranked[0]] = True
         if mask[members].all():
-            mask[members[position[members].argmax()]] = False
+            mask[ranked[-1]] = False
     return pd.Series(mask, index=keys.index)
 
 
@@ -103,11 +113,13 @@ def split_off(
     stratify_by: str | None,
     features: Sequence[str],
     purpose: str,
+    *,
+    exact: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off about `fraction` of the rows by their keys: (kept, held out), each in order.
+    """Split off `fraction` of the rows by their keys: (kept, held out), each in order.
 
     `purpose` salts the hash, so the production batch and the evaluation rows are drawn
-    independently; `seed` too, so a new seed is a new split.
+    independently; `seed` too, so a new seed is a new split. `exact`: see `held_out_mask`.
     """
     if len(frame) < MIN_ROWS_TO_SPLIT:
         raise ProjectError(
@@ -117,23 +129,25 @@ def split_off(
     if stratify_by is not None:
         labels = frame[stratify_by]
         _check_classes(labels, stratify_by)
-    held = held_out_mask(row_keys(frame, features), fraction, f"{purpose}:{seed}", labels)
+    keys = row_keys(frame, features)
+    held = held_out_mask(keys, fraction, f"{purpose}:{seed}", labels, exact=exact)
     return frame[~held], frame[held]
 
 
 def production_split(
     frame: pd.DataFrame, settings: Settings, contract: Contract
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The source's (training pool, held-back production batch)."""
+    """The source's (training pool, held-back production batch), with exact class shares.
+
+    Exact, not threshold-stable: the source does not grow between versions (labelled rows join
+    the pool, not the source), and on small data a batch whose class mix is off by chance
+    looks drifted to monitoring.
+    """
     data = settings.data
     stratify_by = settings.task.stratify(contract.target.name)
+    features = contract.feature_names
     return split_off(
-        frame,
-        data.production_fraction,
-        data.seed,
-        stratify_by,
-        contract.feature_names,
-        "production",
+        frame, data.production_fraction, data.seed, stratify_by, features, "production", exact=True
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import model_inputs, write_model_files
+from .comparison import outputs_frame, score_rows
 from .contract import Contract
 from .errors import ProjectError
 from .rows import evaluation_split
@@ -25,6 +26,9 @@ from .tabular import read_table
 from .task import Task, load_class
 
 SERVING_ARTIFACTS = "serving"
+# The training part's out-of-fold answers (cross-validation), kept with the run.
+TRAINING_ARTIFACTS = "training"
+CV_OUTPUTS_FILE = "cv_outputs.csv"
 
 
 @dataclass(frozen=True)
@@ -149,18 +153,24 @@ def cross_validate(
     target: pd.Series,
     settings: Settings,
     classes: list[str],
-) -> np.ndarray[Any, Any]:
-    """Primary-metric scores over `cv_folds` folds of the training part."""
+) -> tuple[np.ndarray[Any, Any], pd.DataFrame]:
+    """Primary-metric scores over `cv_folds` folds of the training part, and its answers.
+
+    Every row's out-of-fold answer (`comparison.outputs_frame`): what monitoring expects.
+    """
     from sklearn.base import clone
 
-    folds = settings.task.folds(settings.train.cv_folds, settings.train.seed)
-    scores = []
-    for fit_rows, score_rows in folds.split(inputs, target):
+    task = settings.task
+    folds = task.folds(settings.train.cv_folds, settings.train.seed)
+    scores, answers = [], []
+    for fit_rows, held_rows in folds.split(inputs, target):
         fold_model = clone(pipeline).fit(inputs.iloc[fit_rows], target.iloc[fit_rows])
-        held_inputs, held_target = inputs.iloc[score_rows], target.iloc[score_rows]
-        metrics = settings.task.score(fold_model, held_inputs, held_target, classes)
+        held_inputs, held_target = inputs.iloc[held_rows], target.iloc[held_rows]
+        scored = score_rows(task, fold_model, held_inputs, classes)
+        metrics = task.metrics_of(held_target, scored.predicted, scored.scores, classes)
         scores.append(metrics[settings.evaluate.primary_metric])
-    return np.array(scores)
+        answers.append(outputs_frame(held_target, scored, classes))
+    return np.array(scores), pd.concat(answers, ignore_index=True)
 
 
 def _log_serving_bundle(pipeline: Any, contract: Contract) -> None:
@@ -178,6 +188,7 @@ class Fitted:
 
     pipeline: Any
     cv_scores: np.ndarray[Any, Any]
+    cv_outputs: pd.DataFrame
     train_rows: pd.DataFrame
     test_rows: pd.DataFrame
     data_md5: str
@@ -194,9 +205,10 @@ def fit(settings: Settings, contract: Contract) -> Fitted:
     inputs, target = model_inputs(train_rows, contract), train_rows[target_name]
     pipeline = configured_pipeline(settings, contract)
     classes = list(contract.target.allowed or [])
-    cv_scores = cross_validate(pipeline, inputs, target, settings, classes)
+    cv_scores, cv_outputs = cross_validate(pipeline, inputs, target, settings, classes)
     pipeline.fit(inputs, target)
-    return Fitted(pipeline, cv_scores, train_rows, test_rows, file_md5(settings.data.train_path))
+    data_md5 = file_md5(settings.data.train_path)
+    return Fitted(pipeline, cv_scores, cv_outputs, train_rows, test_rows, data_md5)
 
 
 def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
@@ -265,6 +277,10 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
         )
         _log_serving_bundle(pipeline, contract)
+        with tempfile.TemporaryDirectory() as tmp:
+            answers = Path(tmp) / CV_OUTPUTS_FILE
+            fitted.cv_outputs.to_csv(answers, index=False)
+            mlflow.log_artifact(str(answers), TRAINING_ARTIFACTS)
     result = TrainResult(
         run_id=run.info.run_id,
         model_name=settings.registry.model_name,

@@ -82,3 +82,14 @@ def test_a_class_too_rare_to_split_is_named() -> None:
     frame = pd.DataFrame({"x": range(50), "colour": "red", "label": ["common"] * 49 + ["rare"]})
     with pytest.raises(ProjectError, match="class 'rare' of label has 1 row"):
         split_off(frame, 0.2, 0, "label", FEATURES, "test")
+
+
+def test_an_exact_split_keeps_every_class_share(frame: pd.DataFrame) -> None:
+    """The production batch: its class mix is the source's, or monitoring sees drift in it."""
+    _, held = split_off(frame, 0.2, 0, "label", FEATURES, "test", exact=True)
+    assert (held["label"] == "rare").sum() == 20
+    assert (held["label"] == "common").sum() == 80
+    again = split_off(
+        frame.sample(frac=1, random_state=3), 0.2, 0, "label", FEATURES, "test", exact=True
+    )
+    assert set(again[1].index) == set(held.index)  # by key, not by row order

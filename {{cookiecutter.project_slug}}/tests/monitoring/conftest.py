@@ -34,6 +34,8 @@ from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
 from {{ cookiecutter.package_name }}.train import (
+    configured_pipeline,
+    cross_validate,
     fit_pipeline,
 )
 
@@ -61,9 +63,18 @@ def deployment(
     inputs, classes = model_inputs(held_out, contract), list(contract.target.allowed or [])
     metrics = settings.task.score(pipeline, inputs, held_out[target], classes)
     bundle = export_bundle(pipeline, contract, settings.task, folder / "champion", metrics=metrics)
-    # As `promote` exports it: the held-out answers that monitoring weighs a window against.
+    # As `promote` exports it: the held-out and out-of-fold answers monitoring weighs a window
+    # against.
     answers = score_rows(settings.task, pipeline, inputs, classes)
-    outputs_frame(held_out[target], answers, classes).to_csv(bundle / EVALUATION_FILE, index=False)
+    _, out_of_fold = cross_validate(
+        configured_pipeline(settings, contract),
+        model_inputs(train, contract),
+        train[target],
+        settings,
+        classes,
+    )
+    expected = pd.concat([outputs_frame(held_out[target], answers, classes), out_of_fold])
+    expected.to_csv(bundle / EVALUATION_FILE, index=False)
     return folder
 
 

@@ -6,7 +6,7 @@ Evidently's output is read here and nowhere else.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -184,14 +184,8 @@ def check_performance(
         return None
     metric, task = settings.evaluate.primary_metric, settings.task
     classes = list(contract.target.allowed or [])
-    truth = task.labels(window.labels[labelled]).reset_index(drop=True)
-    predicted = task.labels(window.frame.loc[labelled, PREDICTION]).to_numpy()
-    scores = (
-        None
-        if window.probabilities is None
-        else window.probabilities.loc[labelled, classes].to_numpy(dtype=float)
-    )
-    current = _scored_metric(task, metric, truth, predicted, scores, classes, count)
+    truth, answers = _labelled_answers(window, task, classes)
+    current = _scored_metric(task, metric, truth, answers.predicted, answers.scores, classes, count)
     at_evaluation = float(metadata["metrics"][metric])
     relative_drop = task.relative_drop(metric, current, at_evaluation)
     drop_bar = settings.monitor.max_performance_drop
@@ -200,20 +194,45 @@ def check_performance(
     )
     if evaluation is None:
         return check
+    expected = from_outputs(evaluation, task, classes)
+    # The figure the window is held to: on the held-out and out-of-fold answers together.
+    at_evaluation = _scored_metric(
+        task, metric, expected[0], expected[1].predicted, expected[1].scores, classes, count
+    )
     low, high = drop_interval(
         task,
         metric,
-        from_outputs(evaluation, task, classes),
-        (truth, Scored(predicted, scores)),
+        expected,
+        (truth, answers),
         classes,
         resamples=settings.evaluate.bootstrap_resamples,
         confidence=settings.evaluate.confidence,
         seed=settings.monitor.seed,
     )
-    degraded = math.isfinite(low) and low > drop_bar
-    return replace(
-        check, degraded=degraded, low=low, high=high, confidence=settings.evaluate.confidence
+    return PerformanceCheck(
+        metric,
+        current,
+        at_evaluation,
+        task.relative_drop(metric, current, at_evaluation),
+        count,
+        math.isfinite(low) and low > drop_bar,
+        low,
+        high,
+        settings.evaluate.confidence,
     )
+
+
+def _labelled_answers(window: Window, task: Task, classes: list[str]) -> tuple[pd.Series, Scored]:
+    """The window's labelled rows: their truth and the model's answers, typed for metrics."""
+    assert window.labels is not None  # noqa: S101 - only called with labels  # nosec B101
+    labelled = window.labels.notna()
+    scores = (
+        None
+        if window.probabilities is None
+        else window.probabilities.loc[labelled, classes].to_numpy(dtype=float)
+    )
+    predicted = task.labels(window.frame.loc[labelled, PREDICTION]).to_numpy()
+    return task.labels(window.labels[labelled]).reset_index(drop=True), Scored(predicted, scores)
 
 
 def _scored_metric(
