@@ -81,7 +81,7 @@ def flipped_labels(
 
 def seeded_world(
     package: str, settings: Any, contract: Any, frame: pd.DataFrame, seed: int
-) -> tuple[Any, Any, pd.DataFrame]:
+) -> tuple[Any, Any, pd.DataFrame, pd.DataFrame]:
     """This seed's split, champion (with metrics and importance) and reference window."""
     from sklearn.inspection import permutation_importance
 
@@ -104,7 +104,19 @@ def seeded_world(
     weights = dict(zip(contract.feature_names, importance.importances_mean.tolist(), strict=True))
     metadata = {"version": "1", "metrics": metrics, "importance": weights}
     champion = bundle.Champion(pipeline, contract, metadata, settings.task)
-    return champion, as_window(window, champion, pool, contract, "pool"), production
+    # What the bundle keeps for monitoring: held-out and out-of-fold answers (see evaluate).
+    comparison, train = module(package, "comparison"), module(package, "train")
+    answers = comparison.score_rows(settings.task, pipeline, inputs, classes)
+    _, out_of_fold = train.cross_validate(
+        train.configured_pipeline(seeded, contract),
+        bundle.model_inputs(train_part, contract),
+        train_part[target],
+        seeded,
+        classes,
+    )
+    expected = pd.concat([comparison.outputs_frame(held[target], answers, classes), out_of_fold])
+    reference = as_window(window, champion, pool, contract, "pool")
+    return champion, reference, production, expected
 
 
 def as_window(window: Any, champion: Any, rows: pd.DataFrame, contract: Any, source: str) -> Any:
@@ -149,10 +161,11 @@ def main(package: str, seeds: int) -> None:
     counts: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     for seed in range(seeds):
-        champion, reference, production = seeded_world(package, settings, contract, frame, seed)
+        world = seeded_world(package, settings, contract, frame, seed)
+        champion, reference, production, expected = world
         for kind, batch in batches(package, champion, production, contract, seed).items():
             checked = as_window(window, champion, batch, contract, kind)
-            found = examine(settings, contract, champion, checked, reference)
+            found = examine(settings, contract, champion, checked, reference, expected)
             entry = counts.setdefault(kind, {"batches": 0, "alerts": 0, "rows": 0, "rules": {}})
             entry["batches"] += 1
             entry["rows"] += len(batch)
