@@ -261,6 +261,13 @@ def assert_no_row_on_both_sides(project: Path, target: str) -> None:
     assert not set(training) & set(held)
 
 
+def ensure_pipeline(project: Path) -> None:
+    """The prepared split in place, whichever tests ran before on this project."""
+    result = run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    for name in ("train.csv", "production.csv"):
+        assert (project / "data/prepared" / name).is_file(), result.stdout + result.stderr
+
+
 def retrain_on(project: Path, batch: str) -> str:
     cli = "my_ml_service"
     result = run_unchecked(
@@ -279,6 +286,7 @@ def test_retraining_never_leaks_held_out_rows_and_the_gate_compares_like_with_li
     cli = "my_ml_service"
     # No absolute bars (they suit the sample's first split): the gate always gets to compare.
     monkeypatch.setenv("MY_ML_SERVICE_EVALUATE__THRESHOLDS", "{}")
+    ensure_pipeline(project)
     contract = yaml.safe_load((project / "contract.yaml").read_text())
     target = contract["target"]["name"]
     for seed in ("1", "2"):  # 60 rows each from the same held-back rows: they overlap
@@ -405,6 +413,7 @@ def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Pa
 
 
 def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -> None:
+    ensure_pipeline(project)
     contract = project / "contract.yaml"
     original = contract.read_text()
     # Shrink a feature's range to one point so the real data breaks the contract.

@@ -189,7 +189,7 @@ class MonitorSettings(Section):
     max_drifted_share: float = Field(gt=0, le=1)
     # Alert when the drifted features carry more than this share of the model's feature
     # importance (the champion's permutation importance at evaluation): drift in what it uses.
-    max_drifted_importance: float = Field(default=0.3, gt=0, le=1)
+    max_drifted_importance: float = Field(default=0.5, gt=0, le=1)
     # Alert when the prediction's own distribution drifted.
     alert_on_prediction_drift: bool = True
     max_performance_drop: float = Field(ge=0)
