@@ -421,7 +421,9 @@ def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Pa
         DATA="",
     )
     assert "Retraining on `data/simulated/drifted-0.csv`" in retrain["summary"]
-    assert re.search(r"the gate (promoted|kept)|missed the quality gate", retrain["summary"])
+    assert re.search(
+        r"the gate (promoted|kept)|missed the quality gate|nothing new to learn", retrain["summary"]
+    )
     listing = uv_run(project, "my_ml_service", "models")
     assert len(re.findall(r"^\d+\s", listing, re.MULTILINE)) == versions + 1
 
