@@ -97,27 +97,19 @@ def paired_bootstrap(
     sign = 1.0 if task.higher_is_better(metric) else -1.0
     truth = target.reset_index(drop=True)
 
-    def metric_on(scored: Scored, rows: Array) -> float:
-        predicted, scores = scored.take(rows)
-        return task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[metric]
+    def on_all(scored: Scored) -> float:
+        return task.metrics_of(truth, scored.predicted, scored.scores, classes, only=metric)[metric]
 
-    everything = np.arange(len(truth))
-    on_champion, on_challenger = metric_on(champion, everything), metric_on(challenger, everything)
+    def metric_on(scored: Scored, rows: Array) -> float:
+        return _metric_on(task, metric, truth, scored, rows, classes)
+
+    on_champion, on_challenger = on_all(champion), on_all(challenger)
     rng = np.random.default_rng(seed)
     gains = []
     for _ in range(resamples):
         rows = rng.integers(0, len(truth), size=len(truth))
-        try:
-            gains.append(sign * (metric_on(challenger, rows) - metric_on(champion, rows)))
-        except ValueError:  # e.g. ROC AUC on a resample holding one class
-            continue
-    valid = np.array([gain for gain in gains if math.isfinite(gain)])
-    tail = (1 - confidence) / 2
-    low, high = (
-        (float(np.quantile(valid, tail)), float(np.quantile(valid, 1 - tail)))
-        if len(valid) >= MIN_VALID_SHARE * resamples
-        else (math.nan, math.nan)
-    )
+        gains.append(sign * (metric_on(challenger, rows) - metric_on(champion, rows)))
+    low, high = _interval(gains, resamples, confidence)
     return PairedComparison(
         metric=metric,
         rows=len(truth),
@@ -174,20 +166,36 @@ def drop_interval(
     rng = np.random.default_rng(seed)
     drops = []
     for _ in range(resamples):
-        figures = []
-        for truth, scored in (reference, current):
-            rows = rng.integers(0, len(truth), size=len(truth))
-            predicted, scores = scored.take(rows)
-            try:
-                figures.append(
-                    task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[
-                        metric
-                    ]
-                )
-            except ValueError:  # a resample holding one class: no ROC AUC
-                figures.append(math.nan)
+        figures = [
+            _metric_on(
+                task, metric, truth, scored, rng.integers(0, len(truth), len(truth)), classes
+            )
+            for truth, scored in (reference, current)
+        ]
         drops.append(task.relative_drop(metric, figures[1], figures[0]))
-    valid = np.array([drop for drop in drops if math.isfinite(drop)])
+    return _interval(drops, resamples, confidence)
+
+
+def _metric_on(
+    task: Task, metric: str, truth: pd.Series, scored: Scored, rows: Array, classes: Sequence[str]
+) -> float:
+    """`metric` on `rows` (positions) of the answers, or NaN where it cannot be computed.
+
+    E.g. ROC AUC on a resample holding one class.
+    """
+    predicted, scores = scored.take(rows)
+    try:
+        return task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[metric]
+    except ValueError:
+        return math.nan
+
+
+def _interval(values: list[float], resamples: int, confidence: float) -> tuple[float, float]:
+    """The two-sided `confidence` percentile interval of the finite resampled `values`.
+
+    NaN when too few resamples gave one.
+    """
+    valid = np.array([value for value in values if math.isfinite(value)])
     if len(valid) < MIN_VALID_SHARE * resamples:
         return math.nan, math.nan
     tail = (1 - confidence) / 2

@@ -18,7 +18,7 @@ from .errors import QualityGateError
 from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
-from .tracking import configure, reported_failures
+from .tracking import configure, optional_artifact, reported_failures
 from .train import CV_OUTPUTS_FILE, SERVING_ARTIFACTS, TRAINING_ARTIFACTS, TrainResult
 
 # Where the run keeps its evaluation, and the version tags the promotion gate reads.
@@ -149,16 +149,8 @@ def _expected_outputs(
 
 
 def _cv_outputs(run_id: str) -> pd.DataFrame | None:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{TRAINING_ARTIFACTS}/{CV_OUTPUTS_FILE}"
-        )
-    except (MlflowException, OSError):
-        return None
-    return pd.read_csv(path)
+    path = optional_artifact(run_id, f"{TRAINING_ARTIFACTS}/{CV_OUTPUTS_FILE}")
+    return None if path is None else pd.read_csv(path)
 
 
 def assess(

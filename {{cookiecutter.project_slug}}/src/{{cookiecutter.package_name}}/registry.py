@@ -41,7 +41,7 @@ from .evaluate import (
 from .rows import row_keys
 from .settings import BEHAVIOURAL_FILE, Settings
 from .tabular import read_table
-from .tracking import reported_failures
+from .tracking import optional_artifact, reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
 
 PROMOTED_AT = "promoted_at"
@@ -144,28 +144,15 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
 
 def _copy_evaluation(run_id: str, bundle: Path) -> None:
     """Put the run's held-out answers in the bundle, when the run recorded them."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{EVALUATION_ARTIFACTS}/{EVALUATION_FILE}"
-        )
-    except (MlflowException, OSError):
-        return
-    shutil.copyfile(path, bundle / EVALUATION_FILE)
+    path = optional_artifact(run_id, f"{EVALUATION_ARTIFACTS}/{EVALUATION_FILE}")
+    if path is not None:
+        shutil.copyfile(path, bundle / EVALUATION_FILE)
 
 
 def _importance(run_id: str) -> dict[str, float]:
     """The run's held-out permutation importance per feature ({} when it was not recorded)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{EVALUATION_ARTIFACTS}/{IMPORTANCE_FILE}"
-        )
-    except (MlflowException, OSError):
+    path = optional_artifact(run_id, f"{EVALUATION_ARTIFACTS}/{IMPORTANCE_FILE}")
+    if path is None:
         return {}
     table = pd.read_csv(path)
     values = pd.to_numeric(table["importance"], errors="coerce").fillna(0.0)

@@ -63,3 +63,14 @@ def configure(registry: RegistrySettings) -> str:
         mlflow.create_experiment(registry.experiment, artifact_location=location)
     mlflow.set_experiment(registry.experiment)
     return uri
+
+
+def optional_artifact(run_id: str, artifact_path: str) -> Path | None:
+    """A run's artifact downloaded to a local path, or None when the run did not record it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+    except (MlflowException, OSError):
+        return None

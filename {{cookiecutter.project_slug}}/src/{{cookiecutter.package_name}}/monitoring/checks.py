@@ -171,10 +171,10 @@ def check_performance(
     metadata: dict[str, Any],
     evaluation: pd.DataFrame | None = None,
 ) -> PerformanceCheck | None:
-    """The primary metric on the labelled rows against the champion's held-out figure.
+    """The primary metric on the labelled rows against what the champion is expected to score.
 
-    With the held-out rows' answers (`evaluation`, kept in the bundle) the drop is judged with
-    its interval: a few dozen rows move a metric by chance alone, on either side.
+    With its expected answers (`evaluation`: held-out and out-of-fold, kept in the bundle) the
+    drop is judged with its interval: a few dozen rows move a metric by chance alone.
     """
     if window.labels is None:
         return None
@@ -186,14 +186,11 @@ def check_performance(
     classes = list(contract.target.allowed or [])
     truth, answers = _labelled_answers(window, task, classes)
     current = _scored_metric(task, metric, truth, answers.predicted, answers.scores, classes, count)
-    at_evaluation = float(metadata["metrics"][metric])
-    relative_drop = task.relative_drop(metric, current, at_evaluation)
     drop_bar = settings.monitor.max_performance_drop
-    check = PerformanceCheck(
-        metric, current, at_evaluation, relative_drop, count, relative_drop > drop_bar
-    )
-    if evaluation is None:
-        return check
+    if evaluation is None:  # not in the bundle: the held-out figure is taken as exact
+        at_evaluation = float(metadata["metrics"][metric])
+        drop = task.relative_drop(metric, current, at_evaluation)
+        return PerformanceCheck(metric, current, at_evaluation, drop, count, drop > drop_bar)
     expected = from_outputs(evaluation, task, classes)
     # The figure the window is held to: on the held-out and out-of-fold answers together.
     at_evaluation = _scored_metric(
