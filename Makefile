@@ -36,7 +36,7 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo
 	@echo "Baked project:    $(DEMO_DIR)/$(DEMO_SLUG)   (cd there; 'make' lists its tasks)"
 	@echo "Raw data:         $(DEMO_DIR)/$(DEMO_SLUG)/data/raw/dataset.csv"
-	@echo "Validation:       $(DEMO_DIR)/$(DEMO_SLUG)/reports/validation/data_docs/index.html"
+	@echo "Validation:       $(DEMO_DIR)/$(DEMO_SLUG)/reports/validation/validation.html"
 	@echo "Metrics, plots:   $(DEMO_DIR)/$(DEMO_SLUG)/reports/evaluate/   (uv run dvc metrics show)"
 	@echo "Model card:       $(DEMO_DIR)/$(DEMO_SLUG)/models/champion/model_card.md"
 	@echo "Service:          cd $(DEMO_DIR)/$(DEMO_SLUG) && make serve   (docs at http://127.0.0.1:8000/docs; make image for the container)"

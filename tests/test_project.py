@@ -122,7 +122,7 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
         "data/prepared/test.csv",
         "reports/validation/validation.json",
         "reports/validation/gx_result.json",
-        "reports/validation/data_docs/index.html",
+        "reports/validation/validation.html",
         "reports/train/run.json",
         "reports/evaluate/metrics.json",
         "reports/evaluate/behavioural.json",

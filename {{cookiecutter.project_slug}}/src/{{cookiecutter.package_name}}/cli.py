@@ -128,7 +128,7 @@ def validate(
     if not outcome.success:
         raise DataValidationError("data validation failed\n" + format_outcome(outcome))
     typer.echo(format_outcome(outcome))
-    typer.echo(f"report: {outcome.data_docs}")
+    typer.echo(f"report: {outcome.report_html}")
     if publish:  # the pipeline's gate passed: the staged split becomes the prepared one
         publish_split(settings)
         typer.echo(f"published {settings.data.train_path} and {settings.data.production_path}")
@@ -212,7 +212,9 @@ def models() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (one model copy each).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (one model copy each).", envvar="WEB_CONCURRENCY")
+    ] = 1,
 ) -> None:
     """Serve the exported champion over HTTP (docs at /docs); no tracking server needed."""
     import os
@@ -221,9 +223,11 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
+    from .api.server import protocol
     from .settings import load_settings
 
-    load_settings()  # a settings mistake is one line here, not a traceback per worker
+    # A settings mistake is one line here, not a traceback per worker.
+    serve = load_settings().serve
     uvicorn.run(
         f"{__name__.partition('.')[0]}.api.main:create_app",
         factory=True,
@@ -231,11 +235,11 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=protocol(serve),  # type: ignore[arg-type]
         access_log=False,
         # Longer than load balancers' idle timeouts (60 s is common): the proxy, not the service,
         # closes idle keep-alive connections, so no request races a close and gets a reset.
-        timeout_keep_alive=75,
+        timeout_keep_alive=serve.keep_alive_seconds,
     )
 
 

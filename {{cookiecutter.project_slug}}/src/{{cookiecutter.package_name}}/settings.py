@@ -157,12 +157,23 @@ class ServeSettings(Section):
 
     max_batch_rows: int = Field(ge=1)
     max_body_bytes: int = Field(ge=1024)
+    # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=20, gt=0)
+    keep_alive_seconds: int = Field(default=75, ge=1)
+    max_requests_in_flight: int = Field(default=256, ge=1)
     # Auth is on only when switched on here; the key itself comes from the environment.
     require_api_key: bool = False
     api_key: SecretStr | None = None
     cors_origins: list[str] = Field(default_factory=list)
     prediction_log_dir: Path
     prediction_log_queue: int = Field(ge=1)
+    # Rotation and retention of the prediction log (api/prediction_log.py).
+    prediction_log_file_bytes: int = Field(default=64 * 2**20, ge=2**20)
+    prediction_log_keep_bytes: int = Field(default=768 * 2**20, ge=2**20)
+    prediction_log_keep_days: float = Field(default=30, gt=0)
 
     @model_validator(mode="after")
     def _check_api_key(self) -> Self:

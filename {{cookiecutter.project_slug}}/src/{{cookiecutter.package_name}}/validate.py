@@ -16,9 +16,9 @@ import pandas as pd
 
 from .contract import Column, Contract
 from .tabular import read_table
+from .validation_report import render
 
 SUITE_NAME = "data_contract"
-DOCS_SITE = "validation_report"
 MAX_EXAMPLES = 5
 # Examples of these failures say nothing (every example of a null is None).
 _NO_EXAMPLES = {"expect_column_values_to_not_be_null"}
@@ -50,7 +50,7 @@ class ValidationOutcome:
     evaluated: int
     failures: list[Failure]
     report_json: str
-    data_docs: str
+    report_html: str
 
     @property
     def success(self) -> bool:
@@ -183,9 +183,7 @@ def summarise(results: list[dict[str, Any]], rows: int) -> list[Failure]:
     return failures
 
 
-def _run_checkpoint(
-    frame: pd.DataFrame, contract: Contract, min_rows: int, docs_dir: Path
-) -> dict[str, Any]:
+def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int) -> dict[str, Any]:
     """Run the suite in a throwaway GX context; return the result as JSON-ready data."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from the gate
     import great_expectations as gx
@@ -193,17 +191,6 @@ def _run_checkpoint(
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(
-        DOCS_SITE,
-        {
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir.resolve()),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        },
-    )
     batch = (
         context.data_sources.add_pandas("files")
         .add_dataframe_asset(contract.name)
@@ -219,7 +206,6 @@ def _run_checkpoint(
         gx.Checkpoint(
             name="validation_gate",
             validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES},
         )
     )
@@ -234,9 +220,8 @@ def validate_file(
 ) -> ValidationOutcome:
     """Validate one CSV against the contract; write JSON and HTML reports under `report_dir`."""
     frame = read_table(data_path, contract)
-    docs_dir = report_dir / "data_docs"
     report_dir.mkdir(parents=True, exist_ok=True)
-    details = _run_checkpoint(frame, contract, min_rows, docs_dir)
+    details = _run_checkpoint(frame, contract, min_rows)
     failures = summarise(details["results"], len(frame))
     outcome = ValidationOutcome(
         data_path=str(data_path),
@@ -244,11 +229,13 @@ def validate_file(
         evaluated=int(details["statistics"]["evaluated_expectations"]),
         failures=failures,
         report_json=str(report_dir / "validation.json"),
-        data_docs=str(docs_dir / "index.html"),
+        report_html=str(report_dir / "validation.html"),
     )
     summary = {**asdict(outcome), "success": outcome.success, "failed": len(failures)}
     (report_dir / "gx_result.json").write_text(json.dumps(details, indent=2, default=str))
     Path(outcome.report_json).write_text(json.dumps(summary, indent=2, default=str))
+    page = render(details, str(data_path), len(frame))
+    Path(outcome.report_html).write_text(page, encoding="utf-8")
     return outcome
 
 
@@ -262,5 +249,5 @@ def format_outcome(outcome: ValidationOutcome) -> str:
         where = f"column '{failure.column}'" if failure.column else "table"
         examples = f" (e.g. {', '.join(map(repr, failure.examples))})" if failure.examples else ""
         lines.append(f"  - {where}: {failure.problem}{examples}  [{failure.check}]")
-    lines.append(f"reports: {outcome.report_json}, {outcome.data_docs}")
+    lines.append(f"reports: {outcome.report_json}, {outcome.report_html}")
     return "\n".join(lines)

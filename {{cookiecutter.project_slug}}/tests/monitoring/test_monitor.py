@@ -65,7 +65,11 @@ def serve(settings: Settings, batch: pd.DataFrame, contract: Contract) -> pd.Dat
     with TestClient(create_app(settings)) as client:
         for start in range(0, len(batch), 50):
             chunk = features.iloc[start : start + 50]
-            response = client.post("/predict", content=chunk.to_json(orient="records"))
+            response = client.post(
+                "/predict",
+                content=chunk.to_json(orient="records"),
+                headers={"Content-Type": "application/json"},
+            )
             assert response.status_code == 200, response.text
             prediction_id = response.json()["prediction_id"]
             labels += [
@@ -203,7 +207,7 @@ def test_two_clients_repeating_a_request_id_each_get_their_own_labels(
             response = client.post(
                 "/predict",
                 content=chunk.to_json(orient="records"),
-                headers={"X-Request-Id": "same-id"},
+                headers={"X-Request-Id": "same-id", "Content-Type": "application/json"},
             )
             answers.append(response.json())
     assert answers[0]["request_id"] == answers[1]["request_id"] == "same-id"

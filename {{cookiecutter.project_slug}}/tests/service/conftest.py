@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,18 +41,20 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def running_service(
-    exported_bundle: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    """`<package> serve` on a free port, serving the exported bundle, until the module ends."""
+@contextlib.contextmanager
+def serving(bundle: Path, log_dir: Path, **settings: str) -> Iterator[RunningService]:
+    """`<package> serve` on a free port, serving `bundle`, until the block ends.
+
+    `settings` (SECTION__NAME=value) reach it through the environment; a clean stop is asserted.
+    """
     package = next((PROJECT_ROOT / "src").iterdir()).name
     prefix = package.upper()
     port = _free_port()
     environment = {
         **os.environ,
-        f"{prefix}_REGISTRY__EXPORT_DIR": str(exported_bundle),
-        f"{prefix}_SERVE__PREDICTION_LOG_DIR": str(tmp_path_factory.mktemp("log")),
+        f"{prefix}_REGISTRY__EXPORT_DIR": str(bundle),
+        f"{prefix}_SERVE__PREDICTION_LOG_DIR": str(log_dir),
+        **{f"{prefix}_{name}": value for name, value in settings.items()},
     }
     process = subprocess.Popen(
         [sys.executable, "-m", package, "serve", "--port", str(port)],
@@ -74,3 +77,12 @@ def running_service(
     process.send_signal(signal.SIGTERM)
     # uvicorn drains, shuts the app down, then re-raises the signal: -SIGTERM is a clean exit.
     assert process.wait(timeout=30) in {0, -signal.SIGTERM}, "the service did not shut down cleanly"
+
+
+@pytest.fixture(scope="module")
+def running_service(
+    exported_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """The service with the project's settings, until the module ends."""
+    with serving(exported_bundle, tmp_path_factory.mktemp("log")) as service:
+        yield service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -139,6 +140,14 @@ def _bad_inputs(contract: Contract) -> list[tuple[str, Any, list[Any]]]:
         ("empty batch", [], ["body"]),
         ("not a record", 42, ["body"]),
     ]
+    for column in {
+        column.type: column for column in contract.features if column.is_numeric
+    }.values():
+        # JSON numbers only: a boolean or a quoted number is a client's mistake, not a value.
+        cases += [
+            (f"boolean for {column.type}", {**good, column.name: True}, ["body", column.name]),
+            (f"string for {column.type}", {**good, column.name: " 20 "}, ["body", column.name]),
+        ]
     if numeric.max is not None:
         cases.append(
             ("above the range", {**good, numeric.name: numeric.max + 1}, ["body", numeric.name])
@@ -159,6 +168,63 @@ def test_bad_inputs_are_422_naming_the_field(client: TestClient, contract: Contr
         assert response.status_code == 422, case
         locations = [problem["loc"] for problem in response.json()["detail"]]
         assert location in locations, (case, locations)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [950, 5000])
+def test_deeply_nested_values_are_422_without_echo(
+    client: TestClient, contract: Contract, depth: int
+) -> None:
+    good = json.dumps(example_record(contract))
+    name = json.dumps(contract.features[0].name)
+    body = good.replace(name + ":", name + ": " + _nested(depth) + ", " + name + "_old:", 1)
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert len(response.content) < 4096
+
+
+def test_error_replies_are_bounded_whatever_the_body(
+    client: TestClient, contract: Contract
+) -> None:
+    empty_records = [{}] * 1000  # ~3 KB: every field of every record missing
+    padded_records = [{"padding": "x" * 880}] * 1000  # ~0.9 MB: and an unknown field each
+    for body, per_record in [(empty_records, 0), (padded_records, 1)]:
+        response = client.post("/predict", json=body)
+        assert response.status_code == 422
+        assert len(response.content) < 16384
+        reply = response.json()
+        total = 1000 * (len(contract.features) + per_record)
+        assert reply["error_count"] == total
+        assert len(reply["detail"]) == 21
+        assert reply["detail"][0]["loc"][:2] == ["body", 0]
+        assert reply["detail"][-1]["msg"].startswith(f"and {total - 20} more problems")
+        assert "x" * 100 not in response.text  # no input echoed
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"Content-Type": "text/plain"}, "Content-Type"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type"),
+        ({}, "Content-Type"),
+        ({"Content-Type": "application/json", "Content-Encoding": "gzip"}, "Content-Encoding"),
+    ],
+)
+def test_only_uncompressed_json_bodies_are_predicted(
+    client: TestClient, contract: Contract, headers: dict[str, str], named: str
+) -> None:
+    body = json.dumps(example_record(contract)).encode()
+    if "Content-Encoding" in headers:
+        body = gzip.compress(body)
+    response = client.post("/predict", content=body, headers=headers)
+    assert response.status_code == 415
+    assert named in response.json()["detail"]
+    plain = {"Content-Type": "application/json; charset=utf-8"}
+    allowed = client.post("/predict", json=example_record(contract), headers=plain)
+    assert allowed.status_code == 200
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
@@ -202,7 +268,34 @@ def test_oversized_body_and_batch_are_413(
         assert client.post("/predict", json=good).status_code == 200  # the worker survived
 
 
-def test_api_key_guards_predictions_but_not_probes(
+def _operation(spec: dict[str, Any], path: str) -> dict[str, Any]:
+    [operation] = spec["paths"][path].values()
+    return dict(operation)
+
+
+def test_openapi_tells_the_truth_in_both_auth_modes(
+    service_settings: ServiceSettings, contract: Contract
+) -> None:
+    features = [column.name for column in contract.features]
+    spec = create_app(service_settings()).openapi()
+    predict = _operation(spec, "/predict")
+    assert {"422", "413", "415", "503"} <= set(predict["responses"])
+    for path in ["/predict", "/model", "/metrics"]:
+        assert "security" not in _operation(spec, path), f"{path} needs no key, says the spec"
+        assert "401" not in _operation(spec, path)["responses"]
+    assert all(name in json.dumps(predict) for name in features)  # the contract, documented
+    keyed = service_settings(require_api_key=True, api_key="k3y")  # pragma: allowlist secret
+    spec = create_app(keyed).openapi()
+    for path in ["/predict", "/model", "/metrics"]:
+        assert "401" in _operation(spec, path)["responses"], path
+    for path in ["/predict", "/model"]:
+        assert "security" in _operation(spec, path), path
+    published = json.dumps(spec)
+    assert not [name for name in features if json.dumps(name) in published]
+    assert "v1 of" not in published  # no model details either
+
+
+def test_api_key_guards_predictions_model_and_metrics_but_not_probes(
     service_settings: ServiceSettings, tmp_path: Path, contract: Contract
 ) -> None:
     secured = service_settings(
@@ -217,6 +310,11 @@ def test_api_key_guards_predictions_but_not_probes(
         assert client.get("/model").status_code == 401
         assert client.post("/predict", json=good, headers=right).status_code == 200
         assert client.get("/model", headers=right).status_code == 200
+        # /metrics carries class counts and model details: the key, or it as a bearer token.
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=right).status_code == 200
+        bearer = {"Authorization": "Bearer s3cret-key"}  # pragma: allowlist secret
+        assert client.get("/metrics", headers=bearer).status_code == 200
         assert client.get("/ready").status_code == 200
         assert client.get("/health").status_code == 200
 

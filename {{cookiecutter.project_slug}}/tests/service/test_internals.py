@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from {{ cookiecutter.package_name }}.api.batching import (
 )
 from {{ cookiecutter.package_name }}.api.prediction_log import (
     PredictionLog,
+    Retention,
 )
 from {{ cookiecutter.package_name }}.api.schemas import (
     record_model,
@@ -66,9 +69,12 @@ def test_concurrent_requests_share_model_calls_and_keep_their_rows(
     assert sum(champion.calls) == len(rows)
 
 
+RETENTION = Retention(file_bytes=2**20, keep_bytes=2**30, keep_days=30)
+
+
 def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     dropped: list[tuple[str, int]] = []
-    log = PredictionLog(tmp_path, capacity=1, on_drop=lambda *drop: dropped.append(drop))
+    log = PredictionLog(tmp_path, 1, RETENTION, on_drop=lambda *drop: dropped.append(drop))
     log.append([{"row": 0}])  # the writer is not started: the queue stays full
     log.append([{"row": 1}, {"row": 2}])
     assert dropped == [("queue_full", 2)]
@@ -76,6 +82,33 @@ def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -
     log.stop()
     [written] = tmp_path.glob("predictions-*.jsonl")
     assert written.read_text() == '{"row":0}\n'
+
+
+def test_the_log_rotates_by_size_and_day_and_keeps_what_retention_allows(tmp_path: Path) -> None:
+    retention = Retention(file_bytes=1000, keep_bytes=2500, keep_days=30)
+    log = PredictionLog(tmp_path, 100, retention)
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    line = 100
+    written = []
+    for second in range(60):  # 6,000 bytes at 100 per write
+        moment = now + timedelta(seconds=second)
+        path = log.path_for(moment, line)
+        with path.open("ab") as stream:
+            stream.write(b"x" * line)
+        written.append(path)
+    files = sorted(tmp_path.glob("predictions-*.jsonl"))
+    assert all(path.stat().st_size <= retention.file_bytes for path in files)
+    closed = [path for path in files if path != written[-1]]
+    assert sum(path.stat().st_size for path in closed) <= retention.keep_bytes
+    assert written[-1] in files  # the current file is never removed
+    assert len(set(written)) == 6  # a new file per 1,000 bytes
+    # A new day starts a new file; files older than keep_days go.
+    stale = tmp_path / "predictions-2026-10-01T000000.jsonl"
+    stale.write_bytes(b"x")
+    os.utime(stale, (now.timestamp() - 31 * 86400,) * 2)
+    tomorrow = log.path_for(now + timedelta(days=1), line)
+    assert tomorrow.name == "predictions-2026-12-01T120000.jsonl"
+    assert not stale.exists()
 
 
 def test_a_nullable_field_must_be_present_but_may_be_null() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
@@ -55,6 +55,13 @@ def verify_api_key(state: ServiceState, given: str | None) -> None:
         )
 
 
+def given_key(request: Request) -> str | None:
+    """The key a request carries: X-API-Key, or `Authorization: Bearer` (Prometheus sends that)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    return request.headers.get(API_KEY_HEADER) or bearer or None
+
+
 async def check_api_key(
     state: StateDep, given: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
@@ -66,3 +73,7 @@ ApiKeyDep = Depends(check_api_key)
 # /predict calls the plain functions above instead: FastAPI's dependency solving cost more per
 # request than everything else the route does (measured with cProfile under wrk).
 API_KEY_SECURITY: list[dict[str, list[str]]] = [{_api_key_header.scheme_name: []}]
+# OpenAPI responses of a route that needs the key (documented only when it does).
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": f"Missing or wrong {API_KEY_HEADER} header"}
+}

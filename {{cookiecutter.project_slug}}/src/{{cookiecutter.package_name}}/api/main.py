@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from ..settings import Settings, load_settings
+from . import problems
 from .batching import MicroBatcher
 from .routes import health, metrics, model, predict
 from .state import ServiceState
@@ -22,6 +24,21 @@ from .telemetry import RequestMiddleware
 
 PACKAGE = __name__.partition(".")[0]
 logger = logging.getLogger(__name__)
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _documented_app(settings: Settings, state: ServiceState, lifespan: Lifespan) -> FastAPI:
+    """The app and its OpenAPI description; with the key on, no contract or model details."""
+    auth = settings.serve.require_api_key
+    model = f"model v{state.model_version} of {settings.registry.model_name}"
+    # /docs and /redoc from files shipped in the package: FastAPI's CDN is not there offline.
+    return FastAPIOffline(
+        title=f"{PACKAGE} prediction service",
+        summary=None if auth else f"Serves {model}.",
+        description="" if auth or state.schemas is None else state.schemas.description,
+        version="1" if auth else state.model_version,
+        lifespan=lifespan,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,15 +63,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await state.batcher.stop()
             state.prediction_log.stop()
 
-    app = FastAPI(
-        title=f"{PACKAGE} prediction service",
-        summary=f"Serves model v{state.model_version} of {settings.registry.model_name}.",
-        description=state.schemas.description if state.schemas else "",
-        version=state.model_version,
-        lifespan=lifespan,
-    )
+    app = _documented_app(settings, state, lifespan)
     app.state.service = state
-    routers = [health.router, metrics.router, model.router, predict.build_router(state.schemas)]
+    problems.install(app)
+    auth = settings.serve.require_api_key
+    routers = [
+        health.router,
+        metrics.build_router(auth),
+        model.build_router(auth),
+        predict.build_router(None if auth else state.schemas, auth),
+    ]
     for router in routers:
         app.include_router(router)
     if settings.serve.cors_origins:

@@ -1,9 +1,13 @@
 """The prediction log: every answered record, appended as JSON lines off the request path.
 
 Requests only put entries on a bounded queue; one thread writes them in batches to
-`<dir>/predictions-<UTC date>.jsonl`, flushed and fsynced, so monitoring reads what was
+`<dir>/predictions-<UTC time begun>.jsonl`, flushed and fsynced, so monitoring reads what was
 served. A full queue or a failing disk costs log lines (counted in /metrics), never a
 prediction. Shutdown drains the queue before the process exits.
+
+A file is rotated at each UTC day and at `Retention.file_bytes`; the oldest files are removed
+past `Retention.keep_days` or once the closed ones hold over `Retention.keep_bytes`, so the log
+fits the volume it is written to (k8s/base/deployment.yaml's sizeLimit; a test checks).
 """
 
 from __future__ import annotations
@@ -13,17 +17,27 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..monitoring.records import log_file_name
+from ..monitoring.records import LOG_PATTERN, log_file_name
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class Retention:
+    """When a log file is rotated and when old ones are removed (`serve.prediction_log_*`)."""
+
+    file_bytes: int
+    keep_bytes: int
+    keep_days: float
 
 
 class PredictionLog:
@@ -33,9 +47,12 @@ class PredictionLog:
         self,
         directory: Path,
         capacity: int,
+        retention: Retention,
         on_drop: Callable[[str, int], None] = lambda reason, count: None,
     ) -> None:
         self.directory = directory
+        self.retention = retention
+        self._current: Path | None = None  # only the writer thread touches files
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._on_drop = on_drop
         self._thread = threading.Thread(target=self._write_forever, name="prediction-log")
@@ -56,9 +73,38 @@ class PredictionLog:
         except queue.Full:
             self._on_drop("queue_full", len(records))
 
-    def path_for(self, moment: datetime) -> Path:
-        """The file that records written at `moment` go to."""
-        return self.directory / log_file_name(moment)
+    def path_for(self, moment: datetime, size: int) -> Path:
+        """The file that `size` more bytes written at `moment` go to.
+
+        A new one each UTC day and when `size` would take the current one past `file_bytes`;
+        old files are pruned then.
+        """
+        current = self._current
+        if (
+            current is None
+            or not current.name.startswith(f"predictions-{moment:%Y-%m-%d}T")
+            or (current.exists() and current.stat().st_size + size > self.retention.file_bytes)
+        ):
+            self._current = current = self.directory / log_file_name(moment)
+            self.prune(moment)
+        return current
+
+    def prune(self, moment: datetime) -> list[Path]:
+        """Remove the oldest files past the retention limits (never the current one)."""
+        files = [path for path in sorted(self.directory.glob(LOG_PATTERN)) if path != self._current]
+        sizes = {path: path.stat().st_size for path in files}
+        total = sum(sizes.values())
+        oldest_kept = (moment - timedelta(days=self.retention.keep_days)).timestamp()
+        removed = []
+        for path in files:
+            if total <= self.retention.keep_bytes and path.stat().st_mtime >= oldest_kept:
+                break
+            path.unlink(missing_ok=True)
+            total -= sizes[path]
+            removed.append(path)
+        if removed:
+            logger.info("prediction log: removed %d old files (retention)", len(removed))
+        return removed
 
     def _write_forever(self) -> None:
         stopping = False
@@ -78,7 +124,7 @@ class PredictionLog:
         lines = b"".join(orjson.dumps(record) + b"\n" for record in records)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with self.path_for(datetime.now(UTC)).open("ab") as stream:
+            with self.path_for(datetime.now(UTC), len(lines)).open("ab") as stream:
                 stream.write(lines)
                 stream.flush()
                 os.fsync(stream.fileno())

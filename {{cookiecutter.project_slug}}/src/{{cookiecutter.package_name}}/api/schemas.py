@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
 
@@ -26,16 +27,29 @@ def _whole_number_as_code(value: Any) -> Any:
     return value
 
 
+def _json_integer(value: Any) -> Any:
+    # Lax integers would take true and "20" (a client's mistake, logged as if measured); a
+    # strict one would refuse 3.0, which JSON writers emit for whole numbers. Numbers only.
+    if isinstance(value, bool | str):
+        kind = "a boolean" if isinstance(value, bool) else "a string"
+        raise PydanticCustomError(
+            "int_type", "Input should be a JSON integer, not {kind}", {"kind": kind}
+        )
+    return value
+
+
 def _field_type(column: Column) -> Any:
     if column.type == "category":
         allowed: Any = Literal[tuple(column.allowed or ())]
         base: Any = Annotated[allowed, BeforeValidator(_whole_number_as_code)]
         constraint = Field(description=column.description or None)
     else:
-        base = float if column.type == "float" else int
+        # Strict floats take JSON numbers only (true and "20.29" are refused), in pydantic-core.
+        base = float if column.type == "float" else Annotated[int, BeforeValidator(_json_integer)]
         constraint = Field(
             ge=column.min,
             le=column.max,
+            strict=column.type == "float" or None,
             allow_inf_nan=False,
             description=column.description or None,
         )

@@ -10,7 +10,7 @@ from ..contract import load_contract
 from ..errors import ProjectError
 from ..settings import Settings
 from .batching import MicroBatcher
-from .prediction_log import PredictionLog
+from .prediction_log import PredictionLog, Retention
 from .schemas import RequestSchemas
 from .telemetry import Telemetry
 
@@ -53,6 +53,11 @@ class ServiceState:
         prediction_log = PredictionLog(
             settings.serve.prediction_log_dir,
             settings.serve.prediction_log_queue,
+            Retention(
+                settings.serve.prediction_log_file_bytes,
+                settings.serve.prediction_log_keep_bytes,
+                settings.serve.prediction_log_keep_days,
+            ),
             on_drop=telemetry.drop_log_records,
         )
         return cls(settings, telemetry, champion, reason, schemas, prediction_log)

@@ -24,8 +24,8 @@ LOG_PATTERN = "predictions-*.jsonl"
 
 
 def log_file_name(moment: datetime) -> str:
-    """The day's log file: named by UTC date, so name order is time order."""
-    return f"predictions-{moment:%Y-%m-%d}.jsonl"
+    """A log file begun at `moment`: named by UTC date and time, so name order is time order."""
+    return f"predictions-{moment:%Y-%m-%dT%H%M%S}.jsonl"
 
 
 def prediction_record(

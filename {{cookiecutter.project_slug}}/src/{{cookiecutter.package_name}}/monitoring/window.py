@@ -37,7 +37,7 @@ def _log_files(path: Path) -> list[Path]:
             f"{path}: no prediction log here; fix: serve some predictions first "
             "(`make demo`, or `simulate --url`), or pass a CSV batch with --data"
         )
-    # Files are named by UTC date, so name order is time order.
+    # Files are named by the UTC time they began, so name order is time order.
     return sorted(path.glob(LOG_PATTERN))
 
 

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import ApiKeyDep, ChampionDep
+from ..deps import UNAUTHORIZED, ApiKeyDep, ChampionDep
 from ..schemas import ModelInfo
 
-router = APIRouter(tags=["model"])
 
+def build_router(auth: bool) -> APIRouter:
+    """/model, behind the API key when `auth` (documented so only then)."""
+    router = APIRouter(tags=["model"])
 
-@router.get("/model", response_model=ModelInfo, dependencies=[ApiKeyDep])
-async def model_info(champion: ChampionDep) -> ModelInfo:
-    """Registry name, version and alias, held-out metrics and the data contract."""
-    metadata = champion.metadata
-    return ModelInfo(
-        name=str(metadata.get("model_name", "")),
-        version=champion.version,
-        alias=str(metadata.get("alias", "")),
-        task=str(champion.task),
-        run_id=str(metadata.get("run_id", "")),
-        exported_at=str(metadata.get("exported_at", "")),
-        model_sha256=str(metadata.get("model_sha256", "")),
-        metrics={str(key): float(value) for key, value in metadata.get("metrics", {}).items()},
-        contract=champion.contract.model_dump(mode="json", exclude_none=True),
+    @router.get(
+        "/model",
+        response_model=ModelInfo,
+        dependencies=[ApiKeyDep] if auth else [],
+        responses={**(UNAUTHORIZED if auth else {}), 503: {"description": "No servable model"}},
     )
+    async def model_info(champion: ChampionDep) -> ModelInfo:
+        """Registry name, version and alias, held-out metrics and the data contract."""
+        metadata = champion.metadata
+        return ModelInfo(
+            name=str(metadata.get("model_name", "")),
+            version=champion.version,
+            alias=str(metadata.get("alias", "")),
+            task=str(champion.task),
+            run_id=str(metadata.get("run_id", "")),
+            exported_at=str(metadata.get("exported_at", "")),
+            model_sha256=str(metadata.get("model_sha256", "")),
+            metrics={str(key): float(value) for key, value in metadata.get("metrics", {}).items()},
+            contract=champion.contract.model_dump(mode="json", exclude_none=True),
+        )
+
+    return router

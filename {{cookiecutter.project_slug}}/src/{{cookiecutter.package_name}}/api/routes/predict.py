@@ -14,19 +14,45 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ...monitoring.records import PREDICTION_ID, REQUEST_ID, prediction_record
 from ...settings import API_KEY_HEADER
 from ...task import Prediction
-from ..deps import API_KEY_SECURITY, require_champion, verify_api_key
+from ..deps import API_KEY_SECURITY, UNAUTHORIZED, require_champion, verify_api_key
+from ..problems import MAX_ERRORS, BoundedValidationError
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
 
 
-def _invalid(message: str, kind: str, location: tuple[str | int, ...] = ("body",)) -> Exception:
-    return RequestValidationError([{"type": kind, "loc": location, "msg": message}])
+def _invalid(message: str, kind: str) -> Exception:
+    return BoundedValidationError([{"type": kind, "loc": ("body",), "msg": message}], total=1)
+
+
+def _validated(payload: list[Any], schemas: RequestSchemas) -> list[BaseModel]:
+    """The records, each validated on its own (as fast as a list, measured).
+
+    Problems are kept up to `MAX_ERRORS` and only counted after, so a body of broken records
+    costs what a valid one does.
+    """
+    records: list[BaseModel] = []
+    problems: list[dict[str, Any]] = []
+    total = 0
+    for row, item in enumerate(payload):
+        try:
+            records.append(schemas.one.validate_python(item))
+        except ValidationError as error:
+            total += error.error_count()
+            if len(problems) < MAX_ERRORS:
+                problems.extend(
+                    {**problem, "loc": ("body", row, *problem["loc"])}
+                    for problem in error.errors(
+                        include_url=False, include_context=False, include_input=False
+                    )
+                )
+    if total:
+        raise BoundedValidationError(problems, total)
+    return records
 
 
 def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
@@ -34,31 +60,51 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise _invalid(
-            f"body is not valid JSON ({error}); NaN and Infinity are not JSON numbers",
+            f"body is not valid JSON ({str(error)[:200]}); NaN and Infinity are not JSON numbers",
             "json_invalid",
         ) from None
-    try:
-        if isinstance(payload, dict):
+    if isinstance(payload, dict):
+        try:
             return [schemas.one.validate_python(payload)]
-        if isinstance(payload, list):
-            if not payload:
-                raise _invalid("empty batch: send at least one record", "too_short")
-            if len(payload) > schemas.max_batch_rows:
-                raise HTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE,
-                    f"batch of {len(payload)} records is over the limit of "
-                    f"{schemas.max_batch_rows} (serve.max_batch_rows); split it",
-                )
-            records: list[BaseModel] = schemas.batch.validate_python(payload)
-            return records
-    except ValidationError as error:
-        raise RequestValidationError(
-            [
-                {**problem, "loc": ("body", *problem["loc"])}
-                for problem in error.errors(include_url=False, include_context=False)
-            ]
-        ) from None
+        except ValidationError as error:
+            problems = error.errors(include_url=False, include_context=False, include_input=False)
+            raise BoundedValidationError(
+                ({**problem, "loc": ("body", *problem["loc"])} for problem in problems),
+                error.error_count(),
+            ) from None
+    if isinstance(payload, list):
+        if not payload:
+            raise _invalid("empty batch: send at least one record", "too_short")
+        if len(payload) > schemas.max_batch_rows:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"batch of {len(payload)} records is over the limit of "
+                f"{schemas.max_batch_rows} (serve.max_batch_rows); split it",
+            )
+        return _validated(payload, schemas)
     raise _invalid("body must be a JSON object (one record) or an array of records", "type_error")
+
+
+def _check_media_type(request: Request) -> None:
+    """415 unless the body is declared as plain, uncompressed JSON.
+
+    A form or text/plain post from a foreign web page (no CORS preflight) must not reach the
+    model or the prediction log.
+    """
+    declared = request.headers.get("content-type", "")
+    if declared.partition(";")[0].strip().lower() != "application/json":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type must be application/json, not {declared[:100] or 'missing'}; "
+            "send the records as a JSON body with that header",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"compressed bodies (Content-Encoding: {encoding[:50]}) are not accepted; "
+            "send uncompressed JSON",
+        )
 
 
 def _record_telemetry(state: ServiceState, predictions: list[Prediction]) -> None:
@@ -102,8 +148,16 @@ def openapi_body(request_body: dict[str, Any] | None) -> dict[str, Any]:
     return {"requestBody": request_body}
 
 
-def build_router(schemas: RequestSchemas | None) -> APIRouter:
-    """The /predict route with this contract's request schema in its OpenAPI docs."""
+VALIDATION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Records that break the data contract: up to 20 problems, each naming "
+        "its field (`loc`), and `error_count`"
+    }
+}
+
+
+def build_router(schemas: RequestSchemas | None, auth: bool) -> APIRouter:
+    """/predict, documenting this contract's request schema (None: a generic JSON body)."""
     predict_router = APIRouter(tags=["model"])
 
     @predict_router.post(
@@ -111,11 +165,13 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
         response_model=PredictResponse,
         openapi_extra={
             **openapi_body(schemas.openapi_body if schemas else None),
-            "security": API_KEY_SECURITY,
+            **({"security": API_KEY_SECURITY} if auth else {}),
         },
         responses={
-            401: {"description": "Missing or wrong X-API-Key (when serve.require_api_key)"},
+            **(UNAUTHORIZED if auth else {}),
+            **VALIDATION_PROBLEMS,
             413: {"description": "Body or batch over the limits in params.yaml (serve)"},
+            415: {"description": "Not Content-Type: application/json, or a compressed body"},
             503: {"description": "No servable model (see /ready)"},
         },
     )
@@ -127,6 +183,7 @@ def build_router(schemas: RequestSchemas | None) -> APIRouter:
         state: ServiceState = request.app.state.service
         verify_api_key(state, request.headers.get(API_KEY_HEADER))
         champion = require_champion(state)
+        _check_media_type(request)
         if state.schemas is None or state.batcher is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is starting")
         records = _records(await request.body(), state.schemas)

@@ -1,0 +1,103 @@
+"""The pages people open, rendered by a real headless browser with the network cut off.
+
+/docs, /redoc and the validation report must show their content offline: an endpoint's path, a
+table row, not a blank page waiting for a CDN. Needs Chromium (or Chrome); without one these
+tests are skipped, unless REQUIRE_BROWSER=1 (the template's CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from {{ cookiecutter.package_name }}.contract import (
+    Contract,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.validate import (
+    validate_file,
+)
+
+from .conftest import (
+    RunningService,
+)
+
+pytestmark = pytest.mark.slow
+BROWSERS = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+# Every host name fails to resolve and every connection goes to a dead proxy; loopback (the
+# service under test) bypasses proxies by Chromium's own rule.
+OFFLINE = [
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--proxy-server=http://127.0.0.1:9",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    if found is None:
+        message = f"no headless browser ({', '.join(BROWSERS)}): install chromium"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def _render(browser: str, url: str, screenshot: Path) -> str:
+    """The page's DOM after its scripts ran (offline), and a screenshot of it."""
+    common = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=15000",
+        "--window-size=1280,1000",
+        *OFFLINE,
+    ]
+    subprocess.run(
+        [*common, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120
+    )
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
+    )
+    return dom.stdout
+
+
+def _colours(screenshot: Path) -> int:
+    with Image.open(screenshot) as image:
+        return len(image.convert("RGB").getcolors(maxcolors=1 << 20) or [])
+
+
+@pytest.mark.parametrize(("page", "content"), [("/docs", "opblock"), ("/redoc", "operation")])
+def test_api_docs_render_offline(
+    browser: str, running_service: RunningService, tmp_path: Path, page: str, content: str
+) -> None:
+    screenshot = tmp_path / "page.png"
+    dom = _render(browser, running_service.url + page, screenshot)
+    # Rendered by the page's script: the operation's path, in the viewer's own markup.
+    assert "/predict" in dom, f"{page} did not render (its scripts did not load offline)"
+    assert content in dom
+    assert _colours(screenshot) > 50, f"{page} looks blank"
+
+
+def test_the_validation_report_renders_offline(
+    browser: str,
+    sample_csv: Path,
+    contract: Contract,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    outcome = validate_file(sample_csv, contract, settings.validation.min_rows, tmp_path)
+    screenshot = tmp_path / "report.png"
+    dom = _render(browser, Path(outcome.report_html).as_uri(), screenshot)
+    assert "all checks passed" in dom
+    for column in contract.columns:
+        assert f"<td>{column.name}</td>" in dom, f"no row for {column.name}"
+    assert _colours(screenshot) > 5, "the report looks blank"
