@@ -164,10 +164,18 @@ def test_endless_headers_are_refused_and_cost_no_memory(service: RunningService)
     assert _health_latency(service) < 0.2
 
 
-def test_too_many_headers_are_431(service: RunningService) -> None:
-    headers = "".join(f"X-Header-{index}: {index}\r\n" for index in range(150))
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        "GET /health HTTP/1.1\r\n" + "".join(f"X-Header-{n}: {n}\r\n" for n in range(150)),
+        "GET /health HTTP/1.1\r\nX-Padding: " + "x" * 20000 + "\r\n",  # in one read
+        "GET /health?" + "q" * 20000 + " HTTP/1.1\r\n",
+    ],
+    ids=["150 headers", "a 20 KB header", "a 20 KB URL"],
+)
+def test_headers_over_the_limits_are_431(service: RunningService, request_head: str) -> None:
     with _connect(service) as connection:
-        connection.sendall(f"GET /health HTTP/1.1\r\nHost: test\r\n{headers}\r\n".encode())
+        connection.sendall(f"{request_head}Host: test\r\n\r\n".encode())
         assert connection.recv(4096).startswith(b"HTTP/1.1 431")
 
 

@@ -56,6 +56,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._header_count = 0
+        self._parsed_bytes = 0
         self._refusal: tuple[int, str] | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -90,18 +91,33 @@ class GuardedProtocol(HttpToolsProtocol):
         """A request starts: its headers are counted and must arrive in time."""
         super().on_message_begin()
         self._in_headers, self._header_bytes, self._header_count = True, 0, 0
+        self._parsed_bytes = 0
         self._arm(self.limits.header_timeout, "headers")
 
+    def on_url(self, url: bytes) -> None:
+        """Count the target toward the header size (a 50 MB URL is as bad as a header)."""
+        self._count_header(len(url), 0)
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Count the headers; over the limit, stop parsing (the reply is 431)."""
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            self._refusal = (
-                http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                f"more than {self.limits.max_headers} request headers (serve.max_headers)",
-            )
-            raise _Refused
+        """Count the headers and their size; over a limit, stop parsing (the reply is 431)."""
+        self._count_header(len(name) + len(value) + 4, 1)
         super().on_header(name, value)
+
+    def _count_header(self, size: int, count: int) -> None:
+        # Headers that arrive in one read are complete before data_received can count them.
+        self._parsed_bytes += size
+        self._header_count += count
+        if self._parsed_bytes > self.limits.max_header_bytes:
+            self._refuse_headers(
+                f"over {self.limits.max_header_bytes} bytes (serve.max_header_bytes)"
+            )
+        if self._header_count > self.limits.max_headers:
+            self._refuse_headers(f"more than {self.limits.max_headers} (serve.max_headers)")
+
+    def _refuse_headers(self, why: str) -> None:
+        self._refusal = (http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"request headers {why}")
+        raise _Refused
 
     def on_headers_complete(self) -> None:
         """Headers are in: the body, if any, must follow in time, if there is room for it."""
