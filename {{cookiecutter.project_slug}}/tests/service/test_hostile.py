@@ -50,6 +50,12 @@ def service(
         yield running
 
 
+@pytest.fixture(scope="module")
+def rss_at_start(service: RunningService) -> int:
+    """The service's memory (KiB) before any attack."""
+    return service.rss_kib()
+
+
 def _address(service: RunningService) -> tuple[str, int]:
     host, port = service.url.removeprefix("http://").split(":")
     return host, int(port)
@@ -94,7 +100,7 @@ MISSING_FIELDS = {
 
 @pytest.mark.parametrize("name", list(MISSING_FIELDS))
 def test_invalid_bodies_cost_no_more_than_valid_ones(
-    service: RunningService, contract: Contract, name: str
+    service: RunningService, rss_at_start: int, contract: Contract, name: str
 ) -> None:
     invalid = MISSING_FIELDS[name]
     valid = json.dumps([example_record(contract)] * 1000).encode()
@@ -216,5 +222,9 @@ def test_slow_and_cut_off_bodies_are_dropped_without_a_server_error(
     assert response.status_code == 200
 
 
-def test_no_attack_left_a_server_error(service: RunningService) -> None:
+def test_no_attack_left_a_server_error_or_held_memory(
+    service: RunningService, rss_at_start: int
+) -> None:
     assert _server_errors(service) == []
+    growth_mib = (service.rss_kib() - rss_at_start) / 1024
+    assert growth_mib < 100, f"after every attack the service holds {growth_mib:.0f} MiB more"
