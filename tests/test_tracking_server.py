@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -126,20 +127,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return baked
 
 
-@pytest.fixture(scope="module")
-def tracking_server(
-    project: Path, postgres: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`mlflow server` from the project's own environment, on PostgreSQL, serving artifacts."""
+def start_server(
+    project: Path, backend: str, artifacts: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`mlflow server` from the project's own environment, serving artifacts; and its URL."""
     port = free_port()
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    log = artifacts.parent / "mlflow-server.log"
+    log = artifacts.parent / f"mlflow-server-{port}.log"
     server = subprocess.Popen(
         [
             str(project / ".venv" / "bin" / "mlflow"),
             "server",
             "--backend-store-uri",
-            postgres,
+            backend,
             "--artifacts-destination",
             artifacts.as_uri(),
             "--host",
@@ -152,10 +151,24 @@ def tracking_server(
         cwd=project,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the server forks its workers
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/health", server, "mlflow server", log)
+    except BaseException:
+        stop(server)
+        raise
+    return server, url
+
+
+@pytest.fixture(scope="module")
+def tracking_server(
+    project: Path, postgres: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`mlflow server` on PostgreSQL, for the module."""
+    server, url = start_server(project, postgres, tmp_path_factory.mktemp("artifacts"))
+    try:
         yield url
     finally:
         stop(server)
@@ -192,3 +205,73 @@ def test_unreachable_server_is_a_clear_error(
     assert result.returncode == 2
     assert "is unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _get(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        answer: dict[str, object] = json.load(response)
+        return answer
+
+
+def _wait_for_a_running_run(url: str, train: subprocess.Popen[str]) -> None:
+    """Until the server holds a RUNNING run of the project's experiment (train is mid-run)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and train.poll() is None:
+        try:
+            found = _get(
+                f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=my-ml-service"
+            )
+            experiment = found["experiment"]
+            assert isinstance(experiment, dict)
+            request = urllib.request.Request(
+                f"{url}/api/2.0/mlflow/runs/search",
+                json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+                {"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                runs = json.load(response).get("runs", [])
+            if any(run["info"]["status"] == "RUNNING" for run in runs):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("train never had a run in progress on the server")
+
+
+def test_a_server_lost_mid_train_fails_the_stage_fast_and_keeps_the_champion(
+    project: Path, postgres: str, tracking_server: str, tmp_path: Path
+) -> None:
+    alias = (
+        f"{tracking_server}/api/2.0/mlflow/registered-models/alias"
+        "?name=my-ml-service&alias=champion"
+    )
+    champion = _get(alias)["model_version"]
+    if not (project / "data/prepared/train.csv").exists():
+        run([uv_executable(), "run", "--locked", "dvc", "repro", "validate"], project)
+    # A second server on the same store: it stops answering (SIGSTOP) while train logs to it.
+    server, url = start_server(project, postgres, tmp_path / "artifacts")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url}
+    env.pop("VIRTUAL_ENV", None)
+    train = subprocess.Popen(
+        [str(project / ".venv/bin/my_ml_service"), "train"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_a_running_run(url, train)
+        os.killpg(server.pid, signal.SIGSTOP)  # the server and its workers stop answering
+        lost = time.monotonic()
+        _, stderr = train.communicate(timeout=120)
+        failed_after = time.monotonic() - lost
+    finally:
+        train.kill()
+        os.killpg(server.pid, signal.SIGCONT)
+        stop(server)
+    assert train.returncode == 2, stderr
+    assert failed_after < 60, f"train failed {failed_after:.0f} s after the server was lost"
+    assert "MLflow failed while training" in stderr
+    assert "Traceback" not in stderr
+    assert _get(alias)["model_version"] == champion  # the champion did not move

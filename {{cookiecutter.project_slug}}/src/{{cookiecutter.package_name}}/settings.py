@@ -150,6 +150,11 @@ class RegistrySettings(Section):
     model_name: str = Field(min_length=1)
     champion_alias: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     export_dir: Path
+    # A tracking server that stops answering fails a stage within about
+    # (retries + 1) x timeout + backoff seconds; MLflow's own defaults took 9 minutes.
+    http_timeout_seconds: int = Field(default=8, ge=1)
+    http_max_retries: int = Field(default=2, ge=0)
+    http_backoff_factor: int = Field(default=1, ge=0)
 
 
 class ServeSettings(Section):

@@ -50,10 +50,23 @@ def reported_failures(action: str) -> Iterator[None]:
         ) from None
 
 
+def _limit_http_retries(registry: RegistrySettings) -> None:
+    # MLflow reads these at each request; a user's own MLFLOW_HTTP_REQUEST_* setting wins.
+    limits = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": registry.http_timeout_seconds,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": registry.http_max_retries,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": registry.http_backoff_factor,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 0,
+    }
+    for name, value in limits.items():
+        os.environ.setdefault(name, str(value))
+
+
 def configure(registry: RegistrySettings) -> str:
     """Point MLflow at the tracking store and experiment; return the tracking URI."""
     uri = tracking_uri(registry)
     check_reachable(uri)
+    _limit_http_retries(registry)
     import mlflow
 
     mlflow.set_tracking_uri(uri)
