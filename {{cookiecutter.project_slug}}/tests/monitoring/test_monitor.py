@@ -14,6 +14,9 @@ from fastapi.testclient import TestClient
 from {{ cookiecutter.package_name }}.api.main import (
     create_app,
 )
+from {{ cookiecutter.package_name }}.api.schemas import (
+    example_record,
+)
 from {{ cookiecutter.package_name }}.bundle import (
     Champion,
 )
@@ -306,6 +309,18 @@ def test_an_unusable_log_is_named_with_the_problem(
         read_log_window(log, contract, 100)
     assert str(log) in str(raised.value)
     assert (log / "predictions-2026-01-01.jsonl").read_text() == content  # left as it was
+
+
+def test_a_torn_last_line_is_skipped_with_a_note(contract: Contract, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    line = json.dumps({"features": example_record(contract), "prediction": 1})
+    whole = f"{line}\n" * 3
+    (log / "predictions-2026-01-01T000000.jsonl").write_text(whole + line[: len(line) // 2])
+    window = read_log_window(log, contract, 100)
+    assert len(window.frame) == 3
+    [note] = window.notes
+    assert "torn last line" in note
 
 
 def test_a_missing_log_folder_says_how_to_get_one(contract: Contract, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,34 @@ def test_the_log_rotates_by_size_and_day_and_keeps_what_retention_allows(tmp_pat
     tomorrow = log.path_for(now + timedelta(days=1), line)
     assert tomorrow.name == "predictions-2026-12-01T120000.jsonl"
     assert not stale.exists()
+
+
+APPEND_ON_A_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from {{ cookiecutter.package_name }}.api.prediction_log import _append_whole
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG), like ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+path = Path(sys.argv[1])
+_append_whole(path, b"a\\n" * 300)
+try:
+    _append_whole(path, b"b\\n" * 300)
+except OSError:
+    print("refused")
+"""
+
+
+def test_a_write_the_disk_cannot_take_is_cut_back_off_whole(tmp_path: Path) -> None:
+    # In a child process: the file-size limit stands in for a full disk without touching ours.
+    log_file = tmp_path / "predictions.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-c", APPEND_ON_A_FULL_DISK, str(log_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "refused"
+    assert log_file.read_bytes() == b"a\n" * 300  # the first write whole, none of the second
 
 
 def test_a_nullable_field_must_be_present_but_may_be_null() -> None:

@@ -12,6 +12,7 @@ fits the volume it is written to (k8s/base/deployment.yaml's sizeLimit; a test c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -124,10 +125,29 @@ class PredictionLog:
         lines = b"".join(orjson.dumps(record) + b"\n" for record in records)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with self.path_for(datetime.now(UTC), len(lines)).open("ab") as stream:
-                stream.write(lines)
-                stream.flush()
-                os.fsync(stream.fileno())
+            _append_whole(self.path_for(datetime.now(UTC), len(lines)), lines)
         except OSError as error:
             logger.warning("prediction log: %d records not written: %s", len(records), error)
             self._on_drop("write_error", len(records))
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append all of `data`, synced, or none of it.
+
+    A full disk can accept half a write: that write is cut back off, so the log never holds a
+    torn record for later lines to be glued to, and the records dropped are exactly counted.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.fstat(descriptor).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, start)
+            raise
+    finally:
+        os.close(descriptor)

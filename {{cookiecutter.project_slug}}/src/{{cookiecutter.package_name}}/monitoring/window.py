@@ -67,19 +67,37 @@ def _parse_log_line(line: str, path: Path, number: int, names: list[str]) -> dic
     }
 
 
+def _read_log_file(path: Path, names: list[str]) -> tuple[list[dict[str, Any]], str | None]:
+    """A log file's entries, and a note when its last line is a torn write (then skipped)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline, as every whole write does
+    entries = [
+        _parse_log_line(line, path, number, names)
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+    if not tail.strip():
+        return entries, None
+    try:
+        entries.append(_parse_log_line(tail, path, len(lines) + 1, names))
+    except MonitoringInputError:
+        # A writer killed mid-write (or a full disk under an older service) left half a line.
+        return entries, f"{path}: skipped the torn last line ({len(tail)} bytes, a cut-off write)"
+    return entries, None
+
+
 def read_log_window(path: Path, contract: Contract, window_rows: int) -> Window:
     """The latest `window_rows` logged predictions under `path` (a log folder or one file)."""
     names = contract.feature_names
     files = _log_files(path)
     chunks: list[list[dict[str, Any]]] = []
+    notes: list[str] = []
     kept = 0
     for log_file in reversed(files):  # newest first, until the window is full
-        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        entries = [
-            _parse_log_line(line, log_file, number, names)
-            for number, line in enumerate(lines, start=1)
-            if line.strip()
-        ]
+        entries, note = _read_log_file(log_file, names)
+        if note:
+            notes.append(note)  # reported with the verdict
         chunks.append(entries)
         kept += len(entries)
         if kept >= window_rows:
@@ -95,7 +113,7 @@ def read_log_window(path: Path, contract: Contract, window_rows: int) -> Window:
     if frame[PROBABILITIES].notna().all():
         probabilities = pd.DataFrame(list(frame[PROBABILITIES]), index=frame.index)
     frame = frame.drop(columns=PROBABILITIES)
-    return Window(frame, str(path), kept, probabilities)
+    return Window(frame, str(path), kept, probabilities, notes=tuple(notes))
 
 
 def read_batch_window(
