@@ -14,6 +14,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
+from .processes import die_with_parent_if_asked
 
 ADHOC_REPORTS = Path("reports/adhoc")
 
@@ -269,17 +270,22 @@ def monitor(
     """
     from .contract import load_contract
     from .monitoring.run import checked_window, send_alert, serving_champion
-    from .monitoring.verdict import format_result, run_monitor
+    from .monitoring.verdict import MonitorResult, format_result, run_monitor
     from .settings import load_settings
 
     settings = load_settings()
     contract = load_contract(settings.contract_path)
     champion = serving_champion(settings)
     checked = checked_window(settings, contract, champion, (log, data, labels), window)
-    result = run_monitor(settings, contract, champion, checked)
-    typer.echo(format_result(result))
+
+    def announce(result: MonitorResult) -> None:
+        # Before the reports are written: a full disk must not swallow the alert.
+        typer.echo(format_result(result))
+        if result.alert:
+            send_alert(settings, champion, result)
+
+    result = run_monitor(settings, contract, champion, checked, on_verdict=announce)
     if result.alert:
-        send_alert(settings, champion, result)
         raise typer.Exit(ExitCode.ALERT)
 
 
@@ -380,4 +386,6 @@ def retrain(
 
 def main() -> None:
     """Console-script entry point."""
+    # A stage run by `retrain`'s pipeline stops if that pipeline is killed (see processes.py).
+    die_with_parent_if_asked()
     app()

@@ -49,3 +49,11 @@ class NotificationError(ProjectError):
 
 class MonitoringInputError(ProjectError):
     """A window, reference or label file that cannot be monitored; names the file and the fix."""
+
+
+class MonitoringReportError(ProjectError):
+    """Reports that could not be written after the verdict was printed and any alert sent."""
+
+
+class StoppedError(ProjectError):
+    """A command stopped by a signal; the processes it started were stopped with it."""

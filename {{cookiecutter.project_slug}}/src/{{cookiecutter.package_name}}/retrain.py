@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess  # runs the project's own dvc pipeline  # nosec B404
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from .errors import DataValidationError, ProjectError, QualityGateError
 from .files import claim_new_path, utc_stamp
 from .monitoring.records import PREDICTION
 from .monitoring.window import Window
+from .processes import run_as_group
 from .rows import row_keys
 from .settings import Settings
 from .tabular import read_table
@@ -176,16 +176,16 @@ def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> R
     dvc = scripts / "dvc"
     command = [str(dvc) if dvc.exists() else "dvc", "repro"]
     started = time.time()
-    completed = subprocess.run(command, check=False, env=environment)  # noqa: S603  # nosec B603
+    exit_code = run_as_group(command, environment, "the `dvc repro` it started")
     stored = f"stored {len(fresh.rows)} labelled rows in {path}{fresh.skipped()}"
-    if completed.returncode != 0:
+    if exit_code != 0:
         if _quality_gate_refused_since(settings.evaluate.metrics_file, started):
             raise QualityGateError(
                 f"the retrained model missed the quality gate (see above); champion "
                 f"v{before} stays; {stored}, kept for the next attempt"
             )
         raise ProjectError(
-            f"`dvc repro` stopped (exit {completed.returncode}; see its output above); {stored}, "
+            f"`dvc repro` stopped (exit {exit_code}; see its output above); {stored}, "
             f"the champion is unchanged (v{before}), and `dvc checkout` restores the "
             "pipeline's last outputs"
         )

@@ -85,6 +85,11 @@ class Task(ABC):
         worse = reference - current if self.higher_is_better(metric) else current - reference
         return worse / abs(reference) if reference else worse
 
+    def unjudgeable(self, labels: pd.Series) -> str | None:
+        """Why these true values cannot score a model, or None when they can."""
+        del labels
+        return None
+
     def stratify(self, target: str) -> str | None:
         """The column a random split keeps the proportions of, if any."""
         return target if self.stratified else None
@@ -191,6 +196,12 @@ class Classification(Task):
     splitter = "sklearn.model_selection:StratifiedKFold"
     # The majority class, with the training prior as every record's probabilities.
     baseline_estimator = ("sklearn.dummy:DummyClassifier", {"strategy": "prior"})
+
+    def unjudgeable(self, labels: pd.Series) -> str | None:
+        """One class only: no quality figure (ROC AUC, F1...) is defined or meaningful."""
+        if labels.astype(str).nunique() == 1:
+            return f"all {len(labels)} labels are one class ({labels.iloc[0]!r})"
+        return None
 
     def scores(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array | None:
         # predict_proba's columns follow model.classes_ (sorted); the contract's order may not.

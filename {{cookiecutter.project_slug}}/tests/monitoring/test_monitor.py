@@ -26,6 +26,7 @@ from {{ cookiecutter.package_name }}.contract import (
 )
 from {{ cookiecutter.package_name }}.errors import (
     MonitoringInputError,
+    MonitoringReportError,
 )
 from {{ cookiecutter.package_name }}.monitoring.checks import (
     ColumnDrift,
@@ -36,6 +37,7 @@ from {{ cookiecutter.package_name }}.monitoring.records import (
 )
 from {{ cookiecutter.package_name }}.monitoring.verdict import (
     Findings,
+    MonitorResult,
     alerts_for,
     format_result,
     importance_share,
@@ -125,6 +127,26 @@ def test_a_clean_batch_raises_no_alert(
     table = format_result(result)
     assert f"of {len(contract.features)} features drifted" in table
     assert "\nprediction: " in table
+
+
+def test_an_unwritable_report_folder_still_announces_the_verdict_first(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the reports folder should be")
+    settings = monitor_settings(report_dir=blocker / "reports")
+    batch = make_batch(production, contract, ROWS, SEED, drifted=True, replace=True).frame
+    window = csv_window(batch, tmp_path / "drifted.csv", contract, champion)
+    announced: list[MonitorResult] = []
+    with pytest.raises(MonitoringReportError, match="the verdict above stands") as raised:
+        run_monitor(settings, contract, champion, window, on_verdict=announced.append)
+    [result] = announced
+    assert result.alert  # decided and announced (the CLI prints and alerts here) before writing
+    assert str(blocker / "reports") in str(raised.value)
 
 
 def test_a_drifted_batch_alerts_and_names_the_drifted_columns(
@@ -366,6 +388,24 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
     pd.DataFrame({"prediction_id": ["x"]}).to_csv(no_target, index=False)
     with pytest.raises(MonitoringInputError, match=r"no_target\.csv: label file lacks column"):
         attach_labels(logged, no_target, contract)
+
+
+def test_labels_that_are_all_one_value_are_a_note_not_a_crash(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    settings = monitor_settings()
+    batch = make_batch(production, contract, ROWS, SEED, drifted=False, replace=True).frame
+    batch[contract.target.name] = batch[contract.target.name].iloc[0]
+    window = csv_window(batch, tmp_path / "one-value.csv", contract, champion)
+    result = run_monitor(settings, contract, champion, window)
+    assert (result.report_dir / "summary.json").is_file()
+    if settings.task.name == "classification":
+        assert result.performance is None
+        assert any("labels are one class" in note for note in result.notes)
 
 
 def test_a_batch_missing_contract_columns_is_named(

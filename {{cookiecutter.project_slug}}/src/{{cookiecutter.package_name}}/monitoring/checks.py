@@ -164,6 +164,23 @@ def drift_report(
     return DriftReport(snapshot, _column_drifts(snapshot.dict()), missing)
 
 
+def unjudged(window: Window, settings: Settings) -> str | None:
+    """Why the window's labels cannot judge the model's quality, or None when they can."""
+    if window.labels is None:
+        return None
+    labelled = window.labels.dropna()
+    minimum = settings.monitor.min_labelled_rows
+    if len(labelled) < minimum:
+        return (
+            f"only {len(labelled)} labelled rows (monitor.min_labelled_rows is {minimum}): "
+            "performance not judged"
+        )
+    problem = settings.task.unjudgeable(labelled)
+    if problem is not None:
+        return f"{problem}: performance not judged; fix: label a window with a mix of outcomes"
+    return None
+
+
 def check_performance(
     window: Window,
     settings: Settings,
@@ -176,12 +193,9 @@ def check_performance(
     With its expected answers (`evaluation`: held-out and out-of-fold, kept in the bundle) the
     drop is judged with its interval: a few dozen rows move a metric by chance alone.
     """
-    if window.labels is None:
+    if window.labels is None or unjudged(window, settings) is not None:
         return None
-    labelled = window.labels.notna()
-    count = int(labelled.sum())
-    if count < settings.monitor.min_labelled_rows:
-        return None
+    count = int(window.labels.notna().sum())
     metric, task = settings.evaluate.primary_metric, settings.task
     classes = list(contract.target.allowed or [])
     truth, answers = _labelled_answers(window, task, classes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ..bundle import Champion
 from ..contract import Contract
-from ..errors import MonitoringInputError
+from ..errors import MonitoringInputError, MonitoringReportError
 from ..files import claim_new_path, utc_stamp
 from ..settings import MonitorSettings, Settings
 from .checks import (
@@ -30,6 +31,7 @@ from .checks import (
     check_performance,
     drift_report,
     quality_report,
+    unjudged,
 )
 from .gauges import write_prometheus_gauges
 from .records import PREDICTION
@@ -193,33 +195,36 @@ def examine(
     return replace(findings, alerts=alerts_for(findings, settings.monitor))
 
 
+def _claim_report_dir(folder: Path, now: datetime) -> tuple[Path, OSError | None]:
+    """A new report folder, or where it would have been and why it could not be made."""
+    try:
+        return claim_new_path(folder, utc_stamp(now), directory=True), None
+    except OSError as error:
+        return folder / utc_stamp(now), error
+
+
 def run_monitor(
     settings: Settings,
     contract: Contract,
     champion: Champion,
     window: Window,
     now: datetime | None = None,
+    on_verdict: Callable[[MonitorResult], None] = lambda result: None,
 ) -> MonitorResult:
-    """Run the Evidently reports on `window`, decide, and write the report folder."""
+    """Run the Evidently reports on `window`, decide, announce, and write the report folder.
+
+    `on_verdict` (print, alert) runs before anything is written: a full or read-only reports
+    disk must not swallow a drift alert. A failed write is then a one-line error.
+    """
     monitor = settings.monitor
     window = bounded(window, monitor)
     now = now or datetime.now(UTC)
     training = read_reference(settings, contract, champion)
     evaluation = read_evaluation(settings.registry.export_dir)
     found = examine(settings, contract, champion, window, training, evaluation)
-    notes = list(window.notes)
-    if window.labels is not None and found.performance is None:
-        notes.append(
-            f"only {int(window.labels.notna().sum())} labelled rows "
-            f"(monitor.min_labelled_rows is {monitor.min_labelled_rows}): performance not judged"
-        )
-    report_dir = claim_new_path(monitor.report_dir, utc_stamp(now), directory=True)
-    found.drift.snapshot.save_html(str(report_dir / "report.html"))
-    found.drift.snapshot.save_json(str(report_dir / "evidently.json"))
-    if found.performance is not None:
-        quality = quality_report(window, training, contract, settings.task)
-        quality.save_html(str(report_dir / "quality.html"))
-        quality.save_json(str(report_dir / "quality.json"))
+    reason = unjudged(window, settings)
+    notes = [*window.notes, *([reason] if reason else [])]
+    report_dir, claim_error = _claim_report_dir(monitor.report_dir, now)
     result = MonitorResult(
         source=window.source,
         model_version=champion.version,
@@ -237,9 +242,36 @@ def run_monitor(
         created_at=now.isoformat(timespec="seconds"),
         notes=notes,
     )
-    (report_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    write_prometheus_gauges(result, monitor.metrics_file)
+    on_verdict(result)
+    try:
+        if claim_error is not None:
+            raise claim_error
+        _write_reports(result, found, (window, training), contract, settings)
+    except OSError as error:
+        raise MonitoringReportError(
+            f"{report_dir}: monitoring reports not written ({error.strerror or error}); the "
+            "verdict above stands (any alert was sent); fix: free space or make "
+            "monitor.report_dir writable, then rerun"
+        ) from None
     return result
+
+
+def _write_reports(
+    result: MonitorResult,
+    found: Findings,
+    frames: tuple[Window, Window],
+    contract: Contract,
+    settings: Settings,
+) -> None:
+    report_dir = result.report_dir
+    found.drift.snapshot.save_html(str(report_dir / "report.html"))
+    found.drift.snapshot.save_json(str(report_dir / "evidently.json"))
+    if found.performance is not None:
+        quality = quality_report(*frames, contract, settings.task)
+        quality.save_html(str(report_dir / "quality.html"))
+        quality.save_json(str(report_dir / "quality.json"))
+    (report_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    write_prometheus_gauges(result, settings.monitor.metrics_file)
 
 
 def _change(relative_drop: float) -> str:

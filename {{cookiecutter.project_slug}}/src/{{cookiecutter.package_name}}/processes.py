@@ -1,0 +1,86 @@
+"""Child processes that stop with the command that started them.
+
+`retrain` runs `dvc repro`, which runs this project's stage commands. Stopping `retrain` (Ctrl-C,
+SIGTERM, or even SIGKILL) must stop all of them: a pipeline left running promoted a new champion
+minutes later with nobody watching. The pipeline runs in its own process group, which a caught
+signal stops as a whole; and each process in the chain asks the kernel for SIGTERM when its
+parent dies (Linux's parent-death signal), which covers a SIGKILL nobody can catch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess  # runs the project's own pipeline  # nosec B404
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from .errors import StoppedError
+
+# Set for the pipeline's processes: each of this project's commands started under it asks to
+# die with its parent (see `main` in cli.py).
+DIE_WITH_PARENT = "MLOPS_DIE_WITH_PARENT"
+_PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 30
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to send this process SIGTERM when its parent dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def die_with_parent_if_asked() -> None:
+    """`die_with_parent` when started by `run_as_group` (the variable is inherited)."""
+    if os.environ.get(DIE_WITH_PARENT) == "1":
+        die_with_parent()
+
+
+def _wait(process: subprocess.Popen[bytes], what: str) -> int:
+    """Wait for `process`; a SIGINT or SIGTERM meanwhile stops its whole group, then raises."""
+    stopped: list[tuple[int, float]] = []
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        # Only signal here: waiting inside a handler would re-enter the wait it interrupted.
+        stopped.append((signum, time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                if stopped and time.monotonic() - stopped[0][1] > STOP_GRACE_S:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if stopped:
+        name = signal.Signals(stopped[0][0]).name
+        raise StoppedError(f"stopped by {name}; {what} was stopped too")
+    return code
+
+
+def run_as_group(command: Sequence[str], env: dict[str, str], what: str) -> int:
+    """Run `command` in its own process group and wait for its exit code.
+
+    SIGINT or SIGTERM here stop the whole group (then `StoppedError`); if this process is killed
+    outright, the kernel signals the child, and each of this project's commands in the chain.
+    """
+    process = subprocess.Popen(  # noqa: S603 - the project's own pipeline  # nosec B603
+        list(command),
+        env={**env, DIE_WITH_PARENT: "1"},
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded here; prctl only
+    )
+    return _wait(process, what)
