@@ -189,7 +189,7 @@ def test_deeply_nested_values_are_422_without_echo(
 def test_error_replies_are_bounded_whatever_the_body(
     client: TestClient, contract: Contract
 ) -> None:
-    empty_records = [{}] * 1000  # ~3 KB: every field of every record missing
+    empty_records: list[dict[str, Any]] = [{}] * 1000  # ~3 KB: every field of every record missing
     padded_records = [{"padding": "x" * 880}] * 1000  # ~0.9 MB: and an unknown field each
     for body, per_record in [(empty_records, 0), (padded_records, 1)]:
         response = client.post("/predict", json=body)
