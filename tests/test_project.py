@@ -53,7 +53,9 @@ def test_lint_and_types_are_clean(project: Path) -> None:
 
 
 def test_project_tests_pass(project: Path) -> None:
-    output = uv_run(project, "pytest", "-q", "-p", "no:cacheprovider")
+    # The whole suite, slow tier included, beside another project's on 2 cores: ~10-15 min.
+    command = [uv_executable(), "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]
+    output = run(command, project, timeout=1800)
     assert " passed" in output
     assert "failed" not in output
     assert "skipped" not in output
