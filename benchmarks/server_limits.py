@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from serving import SCENARIOS, Server, prepare_project, start, wrk
+from serving import SCENARIOS, Server, prepare_project, sample_records, start, wrk
 
 
 def servers(project: Path) -> dict[str, list[str]]:
@@ -31,13 +31,8 @@ def servers(project: Path) -> dict[str, list[str]]:
 
 
 def bodies(project: Path) -> dict[int, str]:
-    lines = (project / "data/prepared/production.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    records = [
-        {k: float(v) for k, v in zip(header, line.split(","), strict=True) if k != "diagnosis"}
-        for line in lines[1:101]
-    ]
-    return {1: json.dumps(records[0]), 100: json.dumps((records * 100)[:100])}
+    records = sample_records(project)
+    return {1: json.dumps(records[0]), 100: json.dumps(records)}
 
 
 def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str, dict[str, float]]:

@@ -185,6 +185,19 @@ def prepare_project(work: Path, name: str, estimator: str | None) -> Path:
     return project
 
 
+def sample_records(project: Path, count: int = 100) -> list[dict[str, float]]:
+    """`count` records of the held-back production rows (repeated if fewer), as the API takes."""
+    frame_rows = (project / "data/prepared/production.csv").read_text().splitlines()
+    header = frame_rows[0].split(",")
+    records = [
+        {k: float(v) for k, v in zip(header, line.split(","), strict=True) if k != "diagnosis"}
+        for line in frame_rows[1 : count + 1]
+    ]
+    while len(records) < count:
+        records += records[: count - len(records)]
+    return records
+
+
 def benchmark(
     project: Path, label: str, seconds: int, rounds: int, lua_dir: Path
 ) -> dict[str, object]:
@@ -197,14 +210,7 @@ def benchmark(
         )
     )
     names = json.loads((project / "models/champion/metadata.json").read_text())
-    frame_rows = (project / "data/prepared/production.csv").read_text().splitlines()
-    header = frame_rows[0].split(",")
-    records = [
-        {k: float(v) for k, v in zip(header, line.split(","), strict=True) if k != "diagnosis"}
-        for line in frame_rows[1:101]
-    ]
-    while len(records) < 100:
-        records += records[: 100 - len(records)]
+    records = sample_records(project)
     bin_dir = project / ".venv" / "bin"
 
     def start_ours() -> Server:
