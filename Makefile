@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench bench-serving bench-monitoring bench-drift bench-limits clean
+.PHONY: help demo test test-fast lock bench bench-serving bench-monitoring bench-drift bench-window bench-limits clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,9 @@ bench-monitoring: $(UV) ## Time the drift check on 10k, 100k and 1M rows (peak m
 
 bench-drift: $(UV) ## False-alarm and detection rates of `monitor` on both samples (50 seeds each)
 	$(RUN) python benchmarks/drift_rates.py
+
+bench-window: $(UV) ## Alert rate of `monitor` on clean windows of 30, 60 and 80 rows (what min_rows should be)
+	$(RUN) python benchmarks/drift_rates.py --windows 30 60 80 --work build/bench-window
 
 bench-limits: $(UV) ## What the service's request limits cost: `serve` vs plain uvicorn, side by side
 	$(RUN) python benchmarks/server_limits.py

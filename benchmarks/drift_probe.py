@@ -8,16 +8,22 @@ one batch of each kind of drift. Every batch goes through `examine`, the functio
 decides with, against the seed's training pool as reference. Prints JSON: per kind, how many
 batches alerted and by which rule.
 
-Usage: python drift_probe.py PACKAGE SEEDS
+With window sizes, only clean windows of those sizes are checked (how small a window can be
+before clean traffic false-alarms: `monitor.min_rows`).
+
+Usage: python drift_probe.py PACKAGE SEEDS [WINDOW_SIZE ...]
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib
 import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -151,7 +157,39 @@ def batches(
     return {kind: batch for kind, batch in kinds.items() if batch is not None}
 
 
-def main(package: str, seeds: int) -> None:
+def clean_windows(production: pd.DataFrame, sizes: list[int], seed: int) -> dict[str, pd.DataFrame]:
+    """Clean windows of each size, drawn without replacement from the held-back rows."""
+    return {
+        f"clean window of {size} rows": production.sample(n=size, random_state=seed)
+        for size in sizes
+        if size <= len(production)
+    }
+
+
+def cache_file(package: str, seeds: int, sizes: list[int]) -> Path:
+    """Where this probe's result is kept, named by everything it depends on.
+
+    The probe takes most of an hour per sample: a result is reused when the probe, the
+    project's code and params, the seeds and the window sizes are all unchanged.
+    """
+    digest = hashlib.sha256(f"{seeds} {sizes}".encode())
+    sources = [Path(__file__), Path("params.yaml"), *sorted(Path("src", package).rglob("*.py"))]
+    for source in sources:
+        digest.update(source.read_bytes())
+    return Path(f"drift-probe-{digest.hexdigest()[:16]}.json")
+
+
+def main(package: str, seeds: int, sizes: list[int]) -> None:
+    cached = cache_file(package, seeds, sizes)
+    # One run per result: a second identical probe waits for the first and reads its result.
+    with cached.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.is_file():
+            cached.write_text(probe(package, seeds, sizes) + "\n")
+    print(cached.read_text().strip())
+
+
+def probe(package: str, seeds: int, sizes: list[int]) -> str:
     settings = module(package, "settings").load_settings()
     contract = module(package, "contract").load_contract(settings.contract_path)
     frame = module(package, "prepare").load_source(settings.data.source)
@@ -163,7 +201,12 @@ def main(package: str, seeds: int) -> None:
     for seed in range(seeds):
         world = seeded_world(package, settings, contract, frame, seed)
         champion, reference, production, expected = world
-        for kind, batch in batches(package, champion, production, contract, seed).items():
+        kinds = (
+            clean_windows(production, sizes, seed)
+            if sizes
+            else batches(package, champion, production, contract, seed)
+        )
+        for kind, batch in kinds.items():
             checked = as_window(window, champion, batch, contract, kind)
             found = examine(settings, contract, champion, checked, reference, expected)
             entry = counts.setdefault(kind, {"batches": 0, "alerts": 0, "rows": 0, "rules": {}})
@@ -175,8 +218,8 @@ def main(package: str, seeds: int) -> None:
                 entry["rules"][rule] = entry["rules"].get(rule, 0) + 1
     for entry in counts.values():
         entry["rows"] = round(entry["rows"] / entry["batches"])
-    print(json.dumps({"seconds": time.perf_counter() - started, "kinds": counts}))
+    return json.dumps({"seconds": time.perf_counter() - started, "kinds": counts})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), [int(size) for size in sys.argv[3:]])

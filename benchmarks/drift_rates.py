@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,11 +35,15 @@ def baked(work: Path, task: str) -> Path:
     return project
 
 
-def probe(project: Path, seeds: int) -> dict[str, Any]:
+def probe(project: Path, seeds: int, windows: list[int]) -> dict[str, Any]:
     python = str(project / ".venv/bin/python")
+    # One OpenMP thread: gradient boosting's thread barriers stall for whole time slices on a
+    # busy machine (a fit took minutes instead of a second beside other work).
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
-        [python, str(PROBE), "my_ml_service", str(seeds)],
+        [python, str(PROBE), "my_ml_service", str(seeds), *map(str, windows)],
         cwd=project,
+        env=environment,
         capture_output=True,
         text=True,
         check=False,
@@ -69,11 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--work", type=Path, default=TEMPLATE / "build/bench-drift")
+    parser.add_argument(
+        "--windows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="only clean windows of these sizes (what monitor.min_rows should be)",
+    )
     options = parser.parse_args()
     results = {}
     for task in TASKS:
-        project = baked(options.work, task)
-        results[task] = probe(project, options.seeds)
+        project = baked(options.work.resolve(), task)
+        results[task] = probe(project, options.seeds, options.windows)
         print(f"{task}: {results[task]['seconds']:.0f} s", file=sys.stderr)
     print(table(results))
 

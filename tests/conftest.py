@@ -25,6 +25,16 @@ CHOICES: dict[str, list[str]] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One OpenMP thread for every baked project's commands.
+
+    `make test` runs two projects side by side on two cores; gradient boosting's OpenMP thread
+    barriers then stall for whole time slices (a 1 s fit took minutes, and steps timed out).
+    """
+    del config
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def rotations() -> list[dict[str, str]]:
     """Rotate options instead of multiplying them: every value of every choice appears once.
 

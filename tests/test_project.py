@@ -8,8 +8,13 @@ import re
 import shutil
 import signal
 import subprocess
+import time
+import urllib.request
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -156,9 +161,39 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     for stage in ("train", "evaluate", "promote"):
         assert f"{stage}:" in stale, stale
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    check_a_damaged_bundle_is_repaired(project)
     # The default remote is a local folder: data versions push with no account.
     uv_run(project, "dvc", "push")
     assert any((project / ".dvc-storage").rglob("*"))
+
+
+def check_a_damaged_bundle_is_repaired(project: Path) -> None:
+    """A truncated model is exported again by the pipeline, never recorded in dvc.lock; an
+    edited contract is caught by its checksum and the recovery command (`export`) repairs it."""
+    bundle = project / "models/champion"
+    model = bundle / "model.joblib"
+    model.write_bytes(model.read_bytes()[:100])
+    assert "promote:" in uv_run(project, "dvc", "status")
+    repaired = uv_run(project, "dvc", "repro")
+    assert "Running stage 'promote'" in repaired
+    assert "the exported bundle was re-exported" in repaired, repaired
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    check = (
+        "from pathlib import Path\n"
+        "from my_ml_service.bundle import load_champion\n"
+        "from my_ml_service.settings import load_settings\n"
+        "print('loaded v' + load_champion(Path('models/champion'), load_settings().task).version)"
+    )
+    assert "loaded v1" in uv_run(project, "python", "-c", check)
+    contract = bundle / "contract.yaml"
+    contract.write_text(contract.read_text().replace("min:", "min: 0 #", 1))
+    broken = run_unchecked([uv_executable(), "run", "--locked", "python", "-c", check], project)
+    assert "contract.yaml SHA-256" in broken.stderr, broken.stderr
+    recovered = uv_run(project, "my_ml_service", "export")
+    assert "exported again" in recovered, recovered
+    assert "loaded v1" in uv_run(project, "python", "-c", check)
+    uv_run(project, "dvc", "repro")
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
 
 
 def test_the_monitoring_loop_closes(project: Path) -> None:
@@ -217,23 +252,29 @@ def test_the_monitoring_loop_closes(project: Path) -> None:
         project,
     )
     retrained = result.stdout + result.stderr
-    assert len(list((project / "data/external/labelled").glob("batch-*.csv"))) == 1
     # The gates decide: promoted, kept (not better), or refused (missed a quality threshold).
     decisions = {
-        0: rf"stored {sent_rows} labelled rows in data/external/labelled/batch-.*; "
-        r"the gate (promoted v2 \(was v1\)|kept v1)",
+        0: rf"stored {sent_rows} labelled rows as batch \w+ "
+        r"\(data/external/labelled/batch-.*\); the gate (promoted v2 \(was v1\)|kept v1)",
         1: r"the retrained model missed the quality gate .*; champion v1 stays",
     }
     assert result.returncode in decisions, retrained
     assert re.search(decisions[result.returncode], retrained), retrained
+    # The batch is decided: accepted (in the pool) or quarantined (out of it, pipeline re-run).
+    accepted = re.search(r"batch \w+ accepted", retrained) is not None
+    assert accepted != (re.search(r"batch \w+ quarantined", retrained) is not None), retrained
+    assert accepted or result.returncode == 1 or "lost to the champion" in retrained
+    folder = "data/external/labelled" if accepted else "data/quarantine"
+    assert len(list((project / folder).glob("batch-*.csv"))) == 1
+    states = uv_run(project, cli, "batches", "list")
+    assert re.search(rf" {'accepted' if accepted else 'quarantined'} +{sent_rows} rows", states)
     pool = len((project / "data/prepared/train.csv").read_text().splitlines())
-    assert pool == train_rows + sent_rows
+    assert pool == train_rows + (sent_rows if accepted else 0)
     listing = uv_run(project, cli, "models")
     assert re.search(r"^2\s", listing, re.MULTILINE), listing  # registered, whatever the gate said
     champion = json.loads((project / "models/champion/metadata.json").read_text())["version"]
     assert (champion == "2") == ("promoted v2" in retrained)
-    if result.returncode == 0:
-        assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
 
 
 def feature_rows(path: Path, target: str) -> list[tuple[str, ...]]:
@@ -291,17 +332,44 @@ def test_retraining_never_leaks_held_out_rows_and_the_gate_compares_like_with_li
     ensure_pipeline(project)
     params = project / "params.yaml"
     original = params.read_text()
-    labelled = project / "data/external/labelled"
-    before = set(labelled.glob("*.csv"))
+    before = batches_snapshot(project)
     # No absolute bars (they suit the sample's first split): the gate always gets to compare.
     params.write_text(re.sub(r"(?m)^  thresholds:\n(    .*\n)+", "  thresholds: {}\n", original))
     try:
         check_no_leaks(project)
     finally:  # leave the project as the other tests expect it
         params.write_text(original)
-        for batch in set(labelled.glob("*.csv")) - before:
-            batch.unlink()
+        forget_batches(project, before)
         run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+
+
+BATCH_FOLDERS = ("data/external/labelled", "data/quarantine")
+BATCH_RECORDS = "data/batches.json"
+
+
+def batches_snapshot(project: Path) -> tuple[set[Path], str | None]:
+    """The stored batch files and their records, to put back after a test."""
+    files = {path for folder in BATCH_FOLDERS for path in (project / folder).glob("*.csv")}
+    records = project / BATCH_RECORDS
+    return files, records.read_text() if records.exists() else None
+
+
+def forget_batches(project: Path, snapshot: tuple[set[Path], str | None]) -> None:
+    """Remove the batches a test stored and restore their records; moved ones move back."""
+    before, records = snapshot
+    for path in batches_snapshot(project)[0] - before:
+        path.unlink()
+    for path in before - batches_snapshot(project)[0]:
+        moved = next(
+            project / folder / path.name
+            for folder in BATCH_FOLDERS
+            if (project / folder / path.name).exists()
+        )
+        moved.replace(path)
+    if records is None:
+        (project / BATCH_RECORDS).unlink(missing_ok=True)
+    else:
+        (project / BATCH_RECORDS).write_text(records)
 
 
 def check_no_leaks(project: Path) -> None:
@@ -314,7 +382,8 @@ def check_no_leaks(project: Path) -> None:
     assert "stored 60 labelled rows" in first, first
     second = retrain_on(project, "data/simulated/clean-2.csv")
     overlap = re.search(
-        r"stored (\d+) labelled rows in \S+ \(skipped (\d+) already in the training", second
+        r"stored (\d+) labelled rows as batch \w+ \(\S+\) \(skipped (\d+) already in the training",
+        second,
     )
     assert overlap, second
     assert int(overlap.group(1)) + int(overlap.group(2)) == 60
@@ -473,3 +542,256 @@ def test_other_pythons_sync_and_pass_fast_tests(tmp_path: Path, python_version: 
     version = run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], baked)
     assert version.strip() == python_version
     uv_run(baked, "pytest", "-q", "-p", "no:cacheprovider", "tests/code")
+
+
+def test_retraining_quarantines_refused_batches_and_survives_a_kill(
+    project: Path, tmp_path: Path
+) -> None:
+    """Random labels: the batch is quarantined and never trained on; the same file again is
+    not stored; `retrain` killed (-9) at several points leaves nothing running and one pending
+    batch, and the re-run decides it without storing it again."""
+    ensure_pipeline(project)
+    before = batches_snapshot(project)
+    try:
+        check_random_labels_are_quarantined(project)
+        # The next retrain (true labels) is killed at several points, resumed, and never trains
+        # on the quarantined rows.
+        check_a_killed_retrain_resumes(project, tmp_path)
+        target = yaml.safe_load((project / "contract.yaml").read_text())["target"]["name"]
+        pool = set(feature_rows(project / "data/prepared/train.csv", target))
+        assert not pool & set(feature_rows(project / "data/simulated/random-labels.csv", target))
+    finally:
+        forget_batches(project, before)
+        run_unchecked([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+
+
+def check_random_labels_are_quarantined(project: Path) -> None:
+    cli = "my_ml_service"
+    contract = yaml.safe_load((project / "contract.yaml").read_text())
+    target = contract["target"]
+    champion = json.loads((project / "models/champion/metadata.json").read_text())["version"]
+    noisy = project / "data/simulated/random-labels.csv"
+    write_random_labels(project / "data/prepared/train.csv", noisy, target)
+    refused = retrain_on(project, "data/simulated/random-labels.csv")
+    assert re.search(r"batch \w+ quarantined: its model (missed|lost)", refused), refused
+    assert (
+        json.loads((project / "models/champion/metadata.json").read_text())["version"] == champion
+    )
+    assert re.search(r" quarantined +\d+ rows", uv_run(project, cli, "batches", "list"))
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    again = retrain_on(project, "data/simulated/random-labels.csv")
+    assert "nothing new to learn from" in again, again
+    assert "in a quarantined batch" in again, again
+
+
+def write_random_labels(
+    source: Path, target_file: Path, target: dict[str, Any], nudge: float = 1e-4
+) -> None:
+    """The training pool with features nudged toward each column's median (new rows, still in
+    range) and random labels: a class drawn at random, or the target values shuffled."""
+    import csv
+    import random
+    import statistics
+
+    with source.open() as stream:
+        rows = list(csv.DictReader(stream))
+    generator = random.Random(0)
+    for name in rows[0]:
+        cells = [row[name] for row in rows]
+        try:
+            values = [float(cell) for cell in cells]
+        except ValueError:
+            continue
+        if name == target["name"] or all(value.is_integer() for value in values):
+            continue
+        middle = statistics.median(values)
+        for row, value in zip(rows, values, strict=True):
+            row[name] = repr(value + (middle - value) * nudge)
+    labels = [row[target["name"]] for row in rows]
+    generator.shuffle(labels)
+    allowed = [str(value) for value in target.get("allowed") or []]
+    for row, label in zip(rows, labels, strict=True):
+        row[target["name"]] = generator.choice(allowed) if allowed else label
+    target_file.parent.mkdir(parents=True, exist_ok=True)
+    with target_file.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# Where `retrain` is killed (-9), each time on the run that resumes the last one: the batch just
+# stored, mid-training, and as the promotion gate starts. (stage, seconds after it starts)
+KILL_POINTS = (("prepare", 0.0), ("train", 3.0), ("promote", 0.5))
+
+
+def check_a_killed_retrain_resumes(project: Path, tmp_path: Path) -> None:
+    cli = "my_ml_service"
+    uv_run(project, cli, "simulate", "clean", "--rows", "40", "--seed", "8", "--force")
+    for index, (stage, delay) in enumerate(KILL_POINTS):
+        kill_retrain_in(project, tmp_path / f"retrain-{index}.log", stage, delay)
+        assert wait_for(lambda: not processes_in(project), 15), processes_in(project)
+        listing = uv_run(project, cli, "batches", "list")
+        assert len(re.findall(r" pending +\d+ rows", listing)) == 1, listing
+    resumed = retrain_on(project, "data/simulated/clean-8.csv")
+    assert "no new rows (skipped" in resumed, resumed
+    decided = re.search(r"batch (\w+) (accepted|quarantined)", resumed)
+    assert decided, resumed
+    files = [path for folder in BATCH_FOLDERS for path in (project / folder).glob("*.csv")]
+    assert len([path for path in files if decided.group(1) in path.name]) == 1
+    assert " pending " not in uv_run(project, cli, "batches", "list")
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+    exported = json.loads((project / "models/champion/metadata.json").read_text())["version"]
+    listing = uv_run(project, cli, "models")
+    assert re.search(rf"^{exported}\s+champion\s", listing, re.MULTILINE), listing
+
+
+def kill_retrain_in(project: Path, log: Path, stage: str, delay: float) -> None:
+    """Run `retrain` on the simulated file and kill it `delay` seconds into `stage`."""
+    cli = "my_ml_service"
+    environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(project / ".venv/bin" / cli), "retrain", "--data", "data/simulated/clean-8.csv"],
+            cwd=project,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+        deadline = time.monotonic() + 600
+        while f"Running stage '{stage}'" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+
+
+def processes_in(project: Path) -> list[str]:
+    """Command lines of the processes working in `project` (this test's children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == project:
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@contextmanager
+def full_disk(folder: Path, kilobytes: int, filled: bool = True) -> Iterator[Path]:
+    """A small tmpfs mounted over `folder`: a real ENOSPC, not a simulated one.
+
+    Mounting hides the folder's files; they are back when it is unmounted.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(folder)], check=True
+    )
+    try:
+        if filled:
+            with suppress(OSError), (folder / ".filler").open("wb") as filler:
+                filler.write(b"\0" * kilobytes * 1024)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disks_end_with_one_clear_line_and_lose_nothing(project: Path) -> None:
+    """Real full disks (small tmpfs mounts over the project's folders): the service keeps
+    answering and its log stays readable, counted exactly; a drift alert is delivered before
+    the reports fail; a labelled batch that cannot be stored leaves nothing behind."""
+    if os.geteuid() != 0 and os.environ.get("REQUIRE_MOUNTS") != "1":
+        pytest.skip("mounting tmpfs needs root (the template's CI runs as root)")
+    ensure_pipeline(project)
+    check_a_full_log_disk(project)
+    check_a_full_reports_disk(project)
+    check_a_full_data_disk(project)
+
+
+def check_a_full_log_disk(project: Path) -> None:
+    cli, sent = "my_ml_service", 400
+    port = free_port()
+    with full_disk(project / "logs/predictions", 96, filled=False) as logs:
+        server = subprocess.Popen(
+            [str(project / ".venv/bin" / cli), "serve", "--port", str(port)],
+            cwd=project,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{url}/ready", server)
+            arguments = ["--rows", str(sent), "--replace", "--seed", "5", "--url", url]
+            uv_run(project, cli, "simulate", "clean", *arguments, "--force")  # all answered
+            time.sleep(2)  # the log writer's last batch
+            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+                metrics = response.read().decode()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        dropped = re.search(
+            r'^prediction_log_dropped_records_total\{reason="write_error"\} (\S+)',
+            metrics,
+            re.MULTILINE,
+        )
+        assert dropped, metrics
+        lines = [line for path in logs.glob("*.jsonl") for line in path.read_bytes().splitlines()]
+        assert all(line.endswith(b"}") for line in lines)  # whole records only
+        assert len(lines) + float(dropped.group(1)) == sent  # each one written or counted
+        assert float(dropped.group(1)) > 0  # the disk did fill up
+        checked = run_unchecked([uv_executable(), "run", "--locked", cli, "monitor"], project)
+        assert checked.returncode in (0, 3), checked.stdout + checked.stderr
+        assert f"{len(lines)} rows" in checked.stdout, checked.stdout
+
+
+def check_a_full_reports_disk(project: Path) -> None:
+    cli = "my_ml_service"
+    uv_run(project, cli, "simulate", "drifted", "--seed", "6", "--force")
+    with full_disk(project / "reports/monitoring", 64) as reports:
+        result = run_unchecked(
+            [
+                uv_executable(),
+                "run",
+                "--locked",
+                cli,
+                "monitor",
+                "--data",
+                "data/simulated/drifted-6.csv",
+            ],
+            project,
+        )
+        assert "ALERT data drift" in result.stdout, result.stdout + result.stderr
+        assert "monitoring alert" in result.stderr  # delivered (the default notifier)
+        assert "monitoring reports not written" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+        assert result.returncode != 0
+        assert [path.name for path in reports.rglob("*") if path.is_file()] == [".filler"]
+
+
+def check_a_full_data_disk(project: Path) -> None:
+    cli = "my_ml_service"
+    target = yaml.safe_load((project / "contract.yaml").read_text())["target"]
+    fresh = project / "data/simulated/fresh-rows.csv"
+    write_random_labels(project / "data/prepared/train.csv", fresh, target, nudge=3e-4)
+    before = batches_snapshot(project)
+    with full_disk(project / "data/external/labelled", 16) as labelled:
+        result = run_unchecked(
+            [uv_executable(), "run", "--locked", cli, "retrain", "--data", str(fresh)], project
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "nothing was stored; fix: free space" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert [path.name for path in labelled.iterdir()] == [".filler"]
+    assert batches_snapshot(project) == before
+    assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -179,7 +180,7 @@ def test_pipeline_registers_a_champion_on_the_server(
     project: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-    cold = run([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    cold = run(["make", "pipeline", f"UV={uv_executable()}"], project)
     assert "v1 is the new champion" in cold
     assert not (project / "mlflow.db").exists()  # nothing went to the local store
     metadata = json.loads((project / "models/champion/metadata.json").read_text())
@@ -196,6 +197,25 @@ def test_pipeline_registers_a_champion_on_the_server(
     retrain = run([uv_executable(), "run", "--locked", "dvc", "repro", "--force"], project)
     assert "champion v1 stays" in retrain
     assert "challenger v2" in retrain
+
+
+def test_switching_the_tracking_store_reruns_training_there(
+    project: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DVC cannot see MLFLOW_TRACKING_URI: `make pipeline` records the store, so the local store
+    gets its own run and champion after the server had them, and the same store re-runs nothing."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    pipeline = ["make", "pipeline", f"UV={uv_executable()}"]
+    assert "Running stage" not in run(pipeline, project)  # the server's pipeline is current
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    local = run(pipeline, project)
+    for stage in ("train", "evaluate", "promote"):
+        assert f"Running stage '{stage}'" in local, local
+    assert "v1 is the new champion" in local  # the local store's first version
+    assert (project / "mlflow.db").is_file()
+    assert "Running stage" not in run(pipeline, project)
+    listing = run([uv_executable(), "run", "--locked", "my_ml_service", "models"], project)
+    assert re.search(r"^1\s+champion\s", listing, re.MULTILINE), listing
 
 
 def test_unreachable_server_is_a_clear_error(

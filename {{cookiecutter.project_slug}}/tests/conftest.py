@@ -96,6 +96,7 @@ def export_bundle(
         "metrics": metrics or {"score": 1.0},
         "exported_at": "2026-01-01T00:00:00+00:00",
     }
+    (directory / "model_card.md").write_text(f"# test-model v{version}\n", encoding="utf-8")
     write_metadata(directory, metadata)
     return directory
 

@@ -36,8 +36,12 @@ CARD_FILE = "model_card.md"
 # The champion's answers on its held-out rows: monitoring resamples them beside a window's.
 EVALUATION_FILE = "evaluation.csv"
 # Files the metadata's checksums cover: a changed contract changes what the API accepts.
-CHECKED_FILES = {MODEL_FILE: "model_sha256", CONTRACT_FILE: "contract_sha256"}
+# metadata.json's map of every other file in the bundle to its SHA-256: what verification checks.
+FILES_KEY = "files"
+REQUIRED_FILES = (MODEL_FILE, CONTRACT_FILE)
 _LOAD_ATTEMPTS = 5
+# The recovery for any bundle problem: the `export` command writes the champion's bundle again.
+REEXPORT = "fix: re-export the champion from the registry (`export`)"
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +117,21 @@ def write_model_files(directory: Path, pipeline: Any, contract: Contract) -> Non
     (directory / CONTRACT_FILE).write_text(dump_contract(contract), encoding="utf-8")
 
 
-def checksums(directory: Path) -> dict[str, str]:
-    """The metadata entries that pin the model and contract files of a bundle."""
-    return {key: sha256(directory / name) for name, key in CHECKED_FILES.items()}
+def checksums(directory: Path) -> dict[str, Any]:
+    """The metadata entries that pin every file of a bundle (but the metadata itself)."""
+    files = {
+        path.relative_to(directory).as_posix(): sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path != directory / METADATA_FILE
+    }
+    return {"model_sha256": files.get(MODEL_FILE, ""), FILES_KEY: files}
 
 
 def write_metadata(directory: Path, metadata: dict[str, Any]) -> None:
-    """Complete a bundle: metadata with the checksums of the files already in `directory`."""
+    """Complete a bundle: metadata with the checksums of every file now in `directory`.
+
+    Written last: a file added after it would not be covered.
+    """
     document = {**metadata, **checksums(directory)}
     (directory / METADATA_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
@@ -206,7 +218,7 @@ def load_champion(bundle: Path, task: Task) -> Champion:
 
 
 def _verified_metadata(bundle: Path) -> dict[str, Any]:
-    for required in (MODEL_FILE, METADATA_FILE, CONTRACT_FILE):
+    for required in (*REQUIRED_FILES, METADATA_FILE):
         if not (bundle / required).is_file():
             raise ModelNotReadyError(
                 f"{bundle / required} not found; fix: run the pipeline (`dvc repro`) or mount an "
@@ -215,24 +227,32 @@ def _verified_metadata(bundle: Path) -> dict[str, Any]:
     metadata_file = bundle / METADATA_FILE
     try:
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        expected = {name: str(metadata[key]) for name, key in CHECKED_FILES.items()}
+        expected = {str(name): str(digest) for name, digest in metadata[FILES_KEY].items()}
         str(metadata["version"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelNotReadyError(
-            f"{metadata_file} is unreadable ({error!r}); fix: re-export the champion (`promote`)"
+            f"{metadata_file} is unreadable or lists no checksums ({error!r}); {REEXPORT}"
         ) from None
+    unlisted = [name for name in REQUIRED_FILES if name not in expected]
+    if unlisted:
+        raise ModelNotReadyError(f"{metadata_file} has no checksum for {unlisted[0]}; {REEXPORT}")
     for name, digest in expected.items():
-        try:
-            actual = sha256(bundle / name)
-        except OSError as error:
-            raise ModelNotReadyError(f"{bundle / name} cannot be read: {error}") from None
-        if actual != digest:
-            raise ModelNotReadyError(
-                f"{bundle / name} SHA-256 {actual[:12]}... does not match {metadata_file} "
-                f"({digest[:12]}...): the file is corrupt or was replaced; fix: re-export the "
-                "champion (`promote`) and do not edit the bundle"
-            )
+        _check_file(bundle, name, digest)
     return dict(metadata)
+
+
+def _check_file(bundle: Path, name: str, digest: str) -> None:
+    path = bundle / name
+    try:
+        actual = sha256(path)
+    except OSError as error:
+        raise ModelNotReadyError(f"{path} cannot be read: {error}; {REEXPORT}") from None
+    if actual != digest:
+        raise ModelNotReadyError(
+            f"{path} SHA-256 {actual[:12]}... does not match {bundle / METADATA_FILE} "
+            f"({digest[:12]}...): the file is corrupt or was replaced; {REEXPORT} and do not "
+            "edit the bundle"
+        )
 
 
 def _load_once(bundle: Path, task: Task) -> Champion:
@@ -252,12 +272,12 @@ def _load_once(bundle: Path, task: Task) -> Champion:
     if fitted_on != contract.feature_names:
         raise ModelNotReadyError(
             f"model v{version} was fitted on features {fitted_on} but its contract declares "
-            f"{contract.feature_names}; fix: re-export the champion (`promote`)"
+            f"{contract.feature_names}; {REEXPORT}"
         )
     classes = sorted(str(label) for label in getattr(pipeline, "classes_", []))
     if classes and classes != sorted(contract.target.allowed or []):
         raise ModelNotReadyError(
             f"model v{version} predicts classes {classes} but its contract allows "
-            f"{contract.target.allowed}; fix: re-export the champion (`promote`)"
+            f"{contract.target.allowed}; {REEXPORT}"
         )
     return Champion(pipeline=pipeline, contract=contract, metadata=metadata, task=task)

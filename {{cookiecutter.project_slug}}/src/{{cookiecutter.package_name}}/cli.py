@@ -193,6 +193,29 @@ def rollback() -> None:
 
 @app.command()
 @reports_errors
+def readmit(
+    version: Annotated[int, typer.Argument(help="The registry version rolled back from.")],
+) -> None:
+    """Let a version that was rolled back from be promoted again."""
+    from .registry import readmit as readmit_version
+    from .settings import load_settings
+
+    typer.echo(readmit_version(load_settings(), version))
+
+
+@app.command()
+@reports_errors
+def export() -> None:
+    """Re-export the champion's serving bundle from the registry and verify it (recovery)."""
+    from .registry import reexport
+    from .settings import load_settings
+
+    typer.echo(reexport(load_settings()).message)
+    typer.echo("then `dvc repro` records the repaired bundle in dvc.lock")
+
+
+@app.command()
+@reports_errors
 def models() -> None:
     """List registered versions with aliases, gate verdicts and the primary metric."""
     from .registry import list_models
@@ -351,6 +374,18 @@ def simulate(
 
 @app.command()
 @reports_errors
+def pipeline() -> None:
+    """Run the DVC pipeline (`dvc repro`): the stages whose inputs or tracking store changed."""
+    from .pipeline import run_pipeline
+    from .settings import load_settings
+
+    exit_code = run_pipeline(load_settings())
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+@app.command()
+@reports_errors
 def retrain(
     data: Annotated[
         Path | None, typer.Option(help="Labelled CSV (features and the target column).")
@@ -382,6 +417,55 @@ def retrain(
             typer.echo(f"note: {note}")
         rows = labelled_rows(window, contract)
     typer.echo(run_retrain(settings, contract, rows).message())
+
+
+batches_app = typer.Typer(
+    help="Labelled batches `retrain` stored: their state (pending, accepted, quarantined, "
+    "deleted) and why; re-admit or delete one.",
+    no_args_is_help=True,
+)
+app.add_typer(batches_app, name="batches")
+BatchId = Annotated[str, typer.Argument(help="A batch id (or its start) from `batches list`.")]
+
+
+@batches_app.command("list")
+@reports_errors
+def batches_list() -> None:
+    """Every labelled batch with its state, size, time, file and reason."""
+    from .batches import load_batches
+    from .contract import load_contract
+    from .settings import load_settings
+
+    settings = load_settings()
+    found = load_batches(settings, load_contract(settings.contract_path))
+    if not found:
+        typer.echo(f"no labelled batches yet ({settings.monitor.batches_file})")
+    for batch in found:
+        typer.echo(batch.line())
+
+
+@batches_app.command("readmit")
+@reports_errors
+def batches_readmit(batch: BatchId) -> None:
+    """Put a quarantined batch back in the training pool (the next `dvc repro` trains on it)."""
+    from .batches import readmit
+    from .contract import load_contract
+    from .settings import load_settings
+
+    settings = load_settings()
+    typer.echo(readmit(settings, load_contract(settings.contract_path), batch).line())
+
+
+@batches_app.command("delete")
+@reports_errors
+def batches_delete(batch: BatchId) -> None:
+    """Delete a batch's file (its record stays, marked deleted); `dvc repro` then drops it."""
+    from .batches import delete
+    from .contract import load_contract
+    from .settings import load_settings
+
+    settings = load_settings()
+    typer.echo(delete(settings, load_contract(settings.contract_path), batch).line())
 
 
 def main() -> None:

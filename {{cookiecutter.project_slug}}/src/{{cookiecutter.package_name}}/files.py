@@ -1,7 +1,8 @@
-"""Paths that never overwrite: report folders and stored batches get a name no one else has."""
+"""Safe writes: paths no one else has (report folders, batches) and files replaced whole."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -31,3 +32,19 @@ def claim_new_path(folder: Path, stem: str, suffix: str = "", *, directory: bool
 def utc_stamp(now: datetime) -> str:
     """The time stamp that names reports and batches (sorts by time)."""
     return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: a reader, or a full disk, never sees half of it.
+
+    Written to a temporary name beside it, then renamed over it; on failure the temporary file
+    is removed and the old file is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -7,13 +7,16 @@ neither the training stack nor a tracking server.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -22,9 +25,12 @@ from .bundle import (
     CARD_FILE,
     CONTRACT_FILE,
     EVALUATION_FILE,
+    MODEL_FILE,
+    ModelNotReadyError,
     install,
+    load_champion,
     model_inputs,
-    read_metadata,
+    sha256,
     write_metadata,
 )
 from .contract import Contract, load_contract
@@ -48,6 +54,12 @@ PROMOTED_AT = "promoted_at"
 # The promotion gate's decision and figures, as JSON, on the challenger's version.
 PROMOTION_TAG = "promotion"
 ROLLED_BACK_AT = "rolled_back_at"
+# Set on a version whose serving bundle could not be exported or verified: never promoted.
+UNSERVABLE_TAG = "unservable"
+# JSON list of {at, event, by}: every registry decision about the version, oldest first.
+HISTORY_TAG = "history"
+HISTORY_KEPT = 30
+GATE = "the promotion gate (`promote`)"
 
 
 @dataclass(frozen=True)
@@ -123,9 +135,8 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             # What monitoring weighs drift by: the version's permutation importance at evaluation.
             "importance": _importance(version.run_id),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "model_sha256": sha256(staging / MODEL_FILE),
         }
-        write_metadata(staging, metadata)
-        metadata = read_metadata(staging) or metadata
         # The exported version's own evaluation, not whichever model was evaluated last.
         behavioural = json.loads(
             Path(
@@ -138,8 +149,20 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
         contract = load_contract(staging / CONTRACT_FILE)
         card = model_card(settings, metadata, run, behavioural, contract)
         (staging / CARD_FILE).write_text(card)
+        write_metadata(staging, metadata)  # last: its checksums cover every file above
+        _verified(staging, settings, version)
         install(staging, target)
     return target
+
+
+def _verified(bundle: Path, settings: Settings, version: Any) -> None:
+    """Load `bundle` as the service would; a bundle that fails is never installed."""
+    try:
+        load_champion(bundle, settings.task)
+    except ModelNotReadyError as error:
+        raise ProjectError(
+            f"the bundle exported for v{version.version} fails verification: {error}"
+        ) from None
 
 
 def _copy_evaluation(run_id: str, bundle: Path) -> None:
@@ -293,7 +316,8 @@ def held_out_comparison(settings: Settings, champion: Any, challenger: Any) -> A
     champion_model, trained_for = load_serving_bundle(champion.run_id)
     if trained_for.feature_names != contract.feature_names or trained_for.target != contract.target:
         return None
-    challenger_model = load_serving_model(challenger.run_id)
+    with _serving_files_of(challenger):
+        challenger_model = load_serving_model(challenger.run_id)
     test = read_table(settings.data.test_path, contract)
     task, classes = settings.task, list(contract.target.allowed or [])
     inputs = model_inputs(test, contract)
@@ -311,6 +335,23 @@ def held_out_comparison(settings: Settings, champion: Any, challenger: Any) -> A
     )
 
 
+def _kept_out(champion: Any, challenger: Any, alias: str) -> str | None:
+    """Why the challenger cannot be promoted whatever it scores; None when it may be."""
+    if str(champion.version) == str(challenger.version):
+        return f"v{champion.version} is already the {alias}"
+    if UNSERVABLE_TAG in challenger.tags:
+        reason = challenger.tags[UNSERVABLE_TAG]
+        return (
+            f"{alias} v{champion.version} stays: v{challenger.version} cannot be served ({reason})"
+        )
+    if ROLLED_BACK_AT in challenger.tags:
+        return (
+            f"{alias} v{champion.version} stays: v{challenger.version} was rolled back from "
+            "and is never promoted again until a person re-admits it (`readmit`)"
+        )
+    return None
+
+
 def _judge(settings: Settings, champion: Any | None, challenger: Any) -> tuple[bool, str, Any]:
     """(promote?, why, the comparison if one was made): the promotion gate's rule."""
     alias, margin = settings.registry.champion_alias, settings.evaluate.promotion_margin
@@ -318,17 +359,9 @@ def _judge(settings: Settings, champion: Any | None, challenger: Any) -> tuple[b
         metric = settings.evaluate.primary_metric
         value = _test_metric(challenger, metric)
         return True, f"{metric} {value:.4f} on its held-out rows (no previous champion)", None
-    if str(champion.version) == str(challenger.version):
-        return False, f"v{champion.version} is already the {alias}", None
-    if ROLLED_BACK_AT in challenger.tags:
-        return (
-            False,
-            (
-                f"{alias} v{champion.version} stays: v{challenger.version} was rolled back from "
-                "and is never promoted again; fix: train a new version (dvc repro --force)"
-            ),
-            None,
-        )
+    kept_out = _kept_out(champion, challenger, alias)
+    if kept_out is not None:
+        return False, kept_out, None
     comparison = held_out_comparison(settings, champion, challenger)
     if comparison is None:
         return (
@@ -375,10 +408,13 @@ def _record(
         "champion_version": decision.champion_version,
         "message": decision.message,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "decided_by": GATE,
         "comparison": None if comparison is None else comparison.to_dict(),
     }
     name = settings.registry.model_name
     client.set_model_version_tag(name, challenger.version, PROMOTION_TAG, json.dumps(record))
+    outcome = "promoted" if decision.promoted else f"kept out (v{decision.champion_version} stayed)"
+    _log_event(client, settings, str(challenger.version), outcome, GATE)
     if comparison is not None:
         for key in ("champion", "challenger", "gain", "low", "high", "rows"):
             client.log_metric(challenger.run_id, f"gate_{key}", float(getattr(comparison, key)))
@@ -403,7 +439,14 @@ def promote(settings: Settings) -> Decision:
             f"model v{challenger.version} has not passed the quality gate; fix: run evaluate"
         )
     champion = _champion(client, settings)
-    promoted, why, comparison = _judge(settings, champion, challenger)
+    try:
+        promoted, why, comparison = _judge(settings, champion, challenger)
+        if promoted:
+            # Exported (and verified) before the alias moves: an unservable version never serves.
+            with _serving_files_of(challenger):
+                export_champion(client, settings, challenger)
+    except UnservableError as error:
+        _mark_unservable(client, settings, challenger, str(error))
     if promoted:
         client.set_registered_model_alias(name, alias, challenger.version)
         client.set_model_version_tag(
@@ -416,10 +459,77 @@ def promote(settings: Settings) -> Decision:
         assert champion is not None  # noqa: S101 - only a champion can stay  # nosec B101
         decision = Decision(False, str(champion.version), why)
     _record(client, settings, challenger, decision, comparison)
-    if decision.promoted or read_metadata(settings.registry.export_dir) is None:
+    problem = None if decision.promoted else _export_problem(settings, decision.champion_version)
+    if problem is not None:
         serving = client.get_model_version(name, decision.champion_version)
         export_champion(client, settings, serving)
+        message = f"{decision.message}; the exported bundle was re-exported ({problem})"
+        return Decision(decision.promoted, decision.champion_version, message)
     return decision
+
+
+class UnservableError(ProjectError):
+    """A version's serving files are missing, unreadable or fail verification."""
+
+
+@contextmanager
+def _serving_files_of(version: Any) -> Iterator[None]:
+    """Turn a failure to fetch or verify `version`'s serving files into UnservableError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (ProjectError, MlflowException, OSError) as error:
+        reason = str(error).strip().splitlines()[0][:500] if str(error).strip() else repr(error)
+        raise UnservableError(reason) from None
+
+
+def _mark_unservable(client: Any, settings: Settings, version: Any, reason: str) -> NoReturn:
+    """Tag the version so no later `promote` considers it, and stop with one line.
+
+    Not when the tracking server is down: a version is not condemned for a network failure.
+    """
+    tracking.check_reachable(tracking.tracking_uri(settings.registry))
+    name = settings.registry.model_name
+    client.set_model_version_tag(name, version.version, UNSERVABLE_TAG, reason)
+    raise ProjectError(
+        f"v{version.version} cannot be served ({reason}); it is tagged {UNSERVABLE_TAG} and "
+        "never promoted, and the champion is unchanged; fix: retrain (`dvc repro --force`)"
+    )
+
+
+def _export_problem(settings: Settings, version: str) -> str | None:
+    """Why the exported bundle is not `version`'s, verified; None when it is.
+
+    Checked whenever the champion stays, so a pipeline run repairs a damaged bundle instead of
+    recording it in dvc.lock.
+    """
+    try:
+        exported = load_champion(settings.registry.export_dir, settings.task)
+    except ModelNotReadyError as error:
+        return str(error)
+    if exported.version != version:
+        return f"it held v{exported.version}, not the champion v{version}"
+    return None
+
+
+@reported_failures("exporting")
+def reexport(settings: Settings) -> Decision:
+    """Write the champion's serving bundle again from the registry, and verify it."""
+    client = _client(settings)
+    champion = _champion(client, settings)
+    if champion is None:
+        raise ProjectError(
+            f"{settings.registry.model_name} has no {settings.registry.champion_alias} to "
+            "export; fix: run the pipeline (`dvc repro`)"
+        )
+    target = export_champion(client, settings, champion)
+    return Decision(
+        False,
+        str(champion.version),
+        f"v{champion.version} ({settings.registry.champion_alias}) exported again to {target} "
+        "and verified (every file's SHA-256, the model loads against its contract)",
+    )
 
 
 @reported_failures("rolling back")
@@ -448,6 +558,9 @@ def rollback(settings: Settings) -> Decision:
     client.set_model_version_tag(
         name, champion.version, ROLLED_BACK_AT, datetime.now(UTC).isoformat()
     )
+    person = getpass.getuser()
+    _log_event(client, settings, str(champion.version), "rolled back from", person)
+    _log_event(client, settings, str(previous.version), "champion again (rollback)", person)
     export_champion(client, settings, client.get_model_version(name, previous.version))
     return Decision(
         True,
@@ -484,7 +597,53 @@ def list_models(settings: Settings) -> list[dict[str, str]]:
                 "quality_gate": {"true": "passed", "false": "failed"}.get(
                     version.tags.get(GATE_TAG, ""), "-"
                 ),
-                "promoted_at": version.tags.get(PROMOTED_AT, "-"),
+                "history": _history(version.tags),
             }
         )
     return rows
+
+
+def _log_event(client: Any, settings: Settings, version: str, event: str, by: str) -> None:
+    """Append a decision to the version's history tag (the newest HISTORY_KEPT are kept)."""
+    name = settings.registry.model_name
+    tags = client.get_model_version(name, version).tags
+    events = [*_events(tags), {"at": datetime.now(UTC).isoformat(), "event": event, "by": by}]
+    client.set_model_version_tag(name, version, HISTORY_TAG, json.dumps(events[-HISTORY_KEPT:]))
+
+
+def _events(tags: dict[str, str]) -> list[dict[str, str]]:
+    try:
+        events = json.loads(tags.get(HISTORY_TAG, "[]"))
+    except ValueError:
+        return []
+    return events if isinstance(events, list) else []
+
+
+def _history(tags: dict[str, str]) -> str:
+    """What was decided about a version, oldest first, and who or what decided it."""
+    steps = ["missed the quality gate"] if tags.get(GATE_TAG) == "false" else []
+    steps += [
+        f"{event['event']} {str(event['at'])[:19]} by {event['by']}" for event in _events(tags)
+    ]
+    return "; ".join(steps) or "-"
+
+
+@reported_failures("re-admitting")
+def readmit(settings: Settings, version: int) -> str:
+    """Let a version rolled back from be promoted again (it does not become champion now)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    name = settings.registry.model_name
+    try:
+        found = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ProjectError(f"{name} has no version {version}; fix: see `models`") from None
+    if ROLLED_BACK_AT not in found.tags:
+        return f"v{version} was never rolled back from; nothing to re-admit"
+    client.delete_model_version_tag(name, str(version), ROLLED_BACK_AT)
+    _log_event(client, settings, str(version), "re-admitted", getpass.getuser())
+    return (
+        f"v{version} re-admitted: `promote` may choose it again when it is the latest model and "
+        "beats the champion"
+    )

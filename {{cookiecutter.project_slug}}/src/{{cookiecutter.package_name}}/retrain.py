@@ -1,35 +1,35 @@
 """Command `retrain`: add newly labelled rows to the training pool and re-run the pipeline.
 
 The rows pass the data contract (Great Expectations) before they are stored, so a bad batch
-never reaches the pipeline. They go into `monitor.labelled_dir`, a dependency of `prepare`, so
-`dvc repro` rebuilds the training set (a DVC output, versioned in dvc.lock and the cache),
-trains, evaluates and lets the promotion gate decide: the champion changes only if the new
-model is better.
+never reaches the pipeline. Rows already in the pool or in a quarantined batch are skipped. The
+new ones go into `monitor.labelled_dir` as a pending batch (batches.py), a dependency of
+`prepare`, so `dvc repro` rebuilds the training set (a DVC output, versioned in dvc.lock and the
+cache), trains, evaluates and lets the promotion gate decide: the champion changes only if the
+new model is better. The outcome decides the batch: accepted, or quarantined (out of the pool,
+and the pipeline re-run without it). Stopped before deciding, the batch stays pending and the
+next `retrain` decides it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from .bundle import read_metadata
+from .batches import ACCEPTED, PENDING, QUARANTINED, Batch, decide, load_batches, store_batch
+from .bundle import Champion, ModelNotReadyError, load_champion, read_metadata
 from .contract import Contract
-from .errors import DataValidationError, ProjectError, QualityGateError
-from .files import claim_new_path, utc_stamp
+from .errors import ProjectError, QualityGateError
 from .monitoring.records import PREDICTION
 from .monitoring.window import Window
-from .processes import run_as_group
+from .pipeline import run_pipeline
 from .rows import row_keys
 from .settings import Settings
 from .tabular import read_table
+from .task import Task
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,15 @@ class NewRows:
     rows: pd.DataFrame
     known: int
     repeated: int
+    quarantined: int = 0
 
     def skipped(self) -> str:
         """What was left out and why, for the CLI ('' when nothing was)."""
         parts = []
         if self.known:
             parts.append(f"{self.known} already in the training data")
+        if self.quarantined:
+            parts.append(f"{self.quarantined} in a quarantined batch (see `batches list`)")
         if self.repeated:
             parts.append(f"{self.repeated} repeated within the batch")
         return f" (skipped {' and '.join(parts)})" if parts else ""
@@ -58,25 +61,33 @@ def new_rows(rows: pd.DataFrame, settings: Settings, contract: Contract) -> NewR
     """
     features = contract.feature_names
     keys = row_keys(rows, features)
-    stored = [settings.data.train_path, *sorted(settings.monitor.labelled_dir.glob("*.csv"))]
-    known: set[str] = set()
-    for path in (path for path in stored if path.is_file()):
-        known.update(row_keys(read_table(path, contract), features))
-    is_known = keys.isin(known)
-    repeated = keys.duplicated() & ~is_known
-    fresh = rows[~is_known & ~repeated].reset_index(drop=True)
-    return NewRows(fresh, int(is_known.sum()), int(repeated.sum()))
+    monitor = settings.monitor
+    stored = [settings.data.train_path, *sorted(monitor.labelled_dir.glob("*.csv"))]
+    is_known = keys.isin(_keys_in(stored, contract))
+    is_quarantined = keys.isin(_keys_in(sorted(monitor.quarantine_dir.glob("*.csv")), contract))
+    is_quarantined &= ~is_known
+    repeated = keys.duplicated() & ~is_known & ~is_quarantined
+    fresh = rows[~is_known & ~is_quarantined & ~repeated].reset_index(drop=True)
+    return NewRows(fresh, int(is_known.sum()), int(repeated.sum()), int(is_quarantined.sum()))
+
+
+def _keys_in(paths: list[Path], contract: Contract) -> set[str]:
+    keys: set[str] = set()
+    for path in (path for path in paths if path.is_file()):
+        keys.update(row_keys(read_table(path, contract), contract.feature_names))
+    return keys
 
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """What retraining stored and what the gate decided."""
+    """What retraining stored, what the gate decided, and the batches' new state."""
 
-    batch_path: Path | None
-    rows: int
+    stored: Batch | None
     champion_before: int | None
     champion_after: int | None
     skipped: str = ""
+    decided: str = ""  # e.g. "batch 1a2b... accepted"
+    ran: bool = True  # whether the pipeline ran (not when every batch was refused before it)
 
     @property
     def champion_changed(self) -> bool:
@@ -85,17 +96,27 @@ class RetrainResult:
 
     def message(self) -> str:
         """One line for the CLI."""
-        if self.batch_path is None:
+        if not self.decided:
             return (
                 f"nothing new to learn from{self.skipped}: nothing stored, the pipeline did not "
                 f"run, the champion is unchanged (v{self.champion_before})"
             )
-        stored = f"stored {self.rows} labelled rows in {self.batch_path}{self.skipped}"
-        if self.champion_changed:
+        if not self.ran:
             return (
-                f"{stored}; the gate promoted v{self.champion_after} (was v{self.champion_before})"
+                f"{self.decided}{self.skipped}; the pipeline did not run, the champion is "
+                f"unchanged (v{self.champion_before})"
             )
-        return f"{stored}; the gate kept v{self.champion_before}: the new model was not better"
+        stored = (
+            f"stored {self.stored.rows} labelled rows as batch {self.stored.id} "
+            f"({self.stored.file}){self.skipped}"
+            if self.stored
+            else f"no new rows{self.skipped}"
+        )
+        if self.champion_changed:
+            gate = f"the gate promoted v{self.champion_after} (was v{self.champion_before})"
+        else:
+            gate = f"the gate kept v{self.champion_before}: the new model was not better"
+        return f"{stored}; {gate}; {self.decided}"
 
 
 def labelled_rows(window: Window, contract: Contract) -> pd.DataFrame:
@@ -127,27 +148,6 @@ def champion_version(settings: Settings) -> int | None:
     return None if metadata is None else int(metadata["version"])
 
 
-def store_batch(rows: pd.DataFrame, settings: Settings, contract: Contract, now: datetime) -> Path:
-    """Validate `rows` against the contract, then store them as a new labelled batch."""
-    from .validate import format_outcome, validate_file
-
-    stamp = utc_stamp(now)
-    columns = [column.name for column in (*contract.features, contract.target)]
-    staging = claim_new_path(Path("reports/adhoc"), f"retrain-batch-{stamp}", directory=True)
-    candidate = staging / "batch.csv"
-    rows[columns].to_csv(candidate, index=False)
-    outcome = validate_file(candidate, contract, 1, staging)
-    if not outcome.success:
-        raise DataValidationError(
-            "the labelled rows break the data contract; nothing was stored\n"
-            + format_outcome(outcome)
-        )
-    # Claimed only once the rows passed: a refused batch leaves nothing in the training pool.
-    path = claim_new_path(settings.monitor.labelled_dir, f"batch-{stamp}", ".csv")
-    shutil.copyfile(candidate, path)
-    return path
-
-
 def _quality_gate_refused_since(verdict_file: Path, started: float) -> bool:
     """Whether evaluate wrote a failed verdict after `started` (the gate, not a crash)."""
     try:
@@ -159,34 +159,145 @@ def _quality_gate_refused_since(verdict_file: Path, started: float) -> bool:
     return bool(verdict)
 
 
+def _loss_beyond_tolerance(settings: Settings, started: float) -> str | None:
+    """Why the challenger lost to the champion by more than the tolerance; None if it did not.
+
+    Read from the promotion gate's record of this run: the same held-out rows for both.
+    """
+    path = settings.evaluate.promotion_file
+    try:
+        if path.stat().st_mtime < started:
+            return None
+        comparison = json.loads(path.read_text()).get("comparison") or {}
+        gain, champion = float(comparison["gain"]), float(comparison["champion"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    allowed = settings.monitor.quarantine_tolerance * max(abs(champion), 1e-12)
+    if gain >= -allowed:
+        return None
+    return (
+        f"its model lost to the champion by {-gain:.4f} {comparison.get('metric', '')} on the "
+        f"same {comparison.get('rows', '?')} held-out rows, more than the tolerance "
+        f"({settings.monitor.quarantine_tolerance:.0%} of {champion:.4f})"
+    )
+
+
+def label_disagreement(settings: Settings, contract: Contract, rows: pd.DataFrame) -> str | None:
+    """Why the batch's labels are suspect (the champion disagrees with too many); None if not.
+
+    Off unless `monitor.max_label_disagreement` is set: after a real change in the world
+    (concept drift) labels rightly disagree with the old model, and that batch is what
+    retraining needs.
+    """
+    limit = settings.monitor.max_label_disagreement
+    bundle = settings.registry.export_dir
+    if limit is None or rows.empty or read_metadata(bundle) is None:
+        return None
+    try:
+        champion = load_champion(bundle, settings.task)
+    except ModelNotReadyError as error:
+        raise ProjectError(
+            f"the labels cannot be checked against the champion: {error}; nothing was stored"
+        ) from None
+    share, usual = disagreement(settings, contract, champion, rows)
+    if share <= limit:
+        return None
+    return (
+        f"its labels disagree with champion v{champion.version} on {share:.0%} of its "
+        f"{len(rows)} rows ({usual:.0%} of its held-out rows), more than "
+        f"monitor.max_label_disagreement ({limit:.0%})"
+    )
+
+
+def disagreement(
+    settings: Settings, contract: Contract, champion: Champion, rows: pd.DataFrame
+) -> tuple[float, float]:
+    """The shares of `rows`, and of the champion's held-out rows, whose label it disagrees with.
+
+    A row disagrees when the champion predicts another class, or misses the number by more than
+    on 19 of 20 of its held-out rows.
+    """
+    task, target = settings.task, contract.target.name
+    held_out = _errors(champion, task, read_table(settings.data.test_path, contract), target)
+    usual = task.usual_error(held_out)
+    errors = _errors(champion, task, rows, target)
+    return float((errors > usual).mean()), float((held_out > usual).mean())
+
+
+def _errors(champion: Champion, task: Task, rows: pd.DataFrame, target: str) -> pd.Series:
+    predicted = pd.Series([prediction.value for prediction in champion.predict_frame(rows)])
+    return task.row_errors(rows[target].reset_index(drop=True), predicted)
+
+
+def _quarantine(settings: Settings, contract: Contract, ids: set[str], reason: str) -> str:
+    """Take the batches out of the pool and rebuild the pipeline's outputs without them."""
+    decided = decide(settings, contract, ids, QUARANTINED, reason)
+    names = ", ".join(batch.id for batch in decided)
+    if run_pipeline(settings) != 0:
+        raise ProjectError(
+            f"batch {names} quarantined ({reason}), but re-running the pipeline without it "
+            "failed (see above); fix: `dvc repro`"
+        )
+    return f"batch {names} quarantined: {reason}; the pipeline was re-run without it"
+
+
 def run_retrain(settings: Settings, contract: Contract, rows: pd.DataFrame) -> RetrainResult:
-    """Store the labelled rows, run `dvc repro`, and report the gate's decision."""
+    """Store the new labelled rows as a pending batch, run `dvc repro`, decide the batch.
+
+    Batches left pending by an interrupted retrain are decided with it (never stored again).
+    """
     if rows.empty:
         raise ProjectError("no labelled rows to retrain on")
     before = champion_version(settings)
     fresh = new_rows(rows, settings, contract)
-    if fresh.rows.empty:
-        return RetrainResult(None, 0, before, before, fresh.skipped())
-    path = store_batch(fresh.rows, settings, contract, datetime.now(UTC))
-    # dvc.yaml's stages call this project's console script: put its environment first on
-    # PATH, so retraining works when the CLI is run from .venv/bin without activation.
-    scripts = Path(sys.executable).parent
-    search_path = os.pathsep.join([str(scripts), os.environ.get("PATH", "")])
-    environment = {**os.environ, "PATH": search_path}
-    dvc = scripts / "dvc"
-    command = [str(dvc) if dvc.exists() else "dvc", "repro"]
+    pending = {b.id for b in load_batches(settings, contract) if b.state == PENDING}
+    if fresh.rows.empty and not pending:
+        return RetrainResult(None, before, before, fresh.skipped())
+    stored, refused = _store_new(settings, contract, fresh.rows)
+    ids = pending | ({stored.id} if stored and not refused else set())
+    if not ids:
+        return RetrainResult(stored, before, before, fresh.skipped(), refused, ran=False)
+    after, decided = _pipeline_decides(settings, contract, ids, before)
+    outcome = "; ".join(part for part in (refused, decided) if part)
+    return RetrainResult(stored, before, after, fresh.skipped(), outcome)
+
+
+def _store_new(
+    settings: Settings, contract: Contract, rows: pd.DataFrame
+) -> tuple[Batch | None, str]:
+    """The stored batch (None without new rows), and why it went straight to quarantine ('')."""
+    if rows.empty:
+        return None, ""
+    suspect = label_disagreement(settings, contract, rows)
+    stored = store_batch(settings, contract, rows)
+    if suspect is None:
+        return stored, ""
+    decide(settings, contract, {stored.id}, QUARANTINED, suspect)
+    return stored, f"batch {stored.id} quarantined: {suspect}"
+
+
+def _pipeline_decides(
+    settings: Settings, contract: Contract, ids: set[str], before: int | None
+) -> tuple[int | None, str]:
+    """Run the pipeline with the pending batches `ids`; the champion after, and their fate."""
     started = time.time()
-    exit_code = run_as_group(command, environment, "the `dvc repro` it started")
-    stored = f"stored {len(fresh.rows)} labelled rows in {path}{fresh.skipped()}"
-    if exit_code != 0:
-        if _quality_gate_refused_since(settings.evaluate.metrics_file, started):
-            raise QualityGateError(
-                f"the retrained model missed the quality gate (see above); champion "
-                f"v{before} stays; {stored}, kept for the next attempt"
-            )
-        raise ProjectError(
-            f"`dvc repro` stopped (exit {exit_code}; see its output above); {stored}, "
-            f"the champion is unchanged (v{before}), and `dvc checkout` restores the "
-            "pipeline's last outputs"
+    exit_code = run_pipeline(settings)
+    if exit_code != 0 and _quality_gate_refused_since(settings.evaluate.metrics_file, started):
+        why = "its model missed the quality gate (evaluate)"
+        raise QualityGateError(
+            f"the retrained model missed the quality gate (see above); champion v{before} "
+            f"stays; {_quarantine(settings, contract, ids, why)}"
         )
-    return RetrainResult(path, len(fresh.rows), before, champion_version(settings), fresh.skipped())
+    if exit_code != 0:
+        raise ProjectError(
+            f"`dvc repro` stopped (exit {exit_code}; see its output above); the champion is "
+            f"unchanged (v{before}); batch {', '.join(sorted(ids))} stays pending: run "
+            "`retrain` again (with the same data) to decide it"
+        )
+    after = champion_version(settings)
+    lost = None if after != before else _loss_beyond_tolerance(settings, started)
+    if lost is not None:
+        return after, _quarantine(settings, contract, ids, lost)
+    why = f"v{after} promoted" if after != before else "its model was within the tolerance"
+    accepted = decide(settings, contract, ids, ACCEPTED, why)
+    return after, f"batch {', '.join(b.id for b in accepted)} accepted ({why})"

@@ -195,6 +195,8 @@ class MonitorSettings(Section):
 
     window_rows: int = Field(ge=1)
     min_rows: int = Field(ge=1)
+    # Below this many rows the drift thresholds are raised by sqrt(threshold_rows / rows).
+    threshold_rows: int = Field(default=80, ge=1)
     # Larger windows are sampled down to this many rows (seeded), which bounds time and memory.
     max_rows: int = Field(ge=100)
     # Evidently stat-test names and the score at which a column counts as drifted.
@@ -214,6 +216,16 @@ class MonitorSettings(Section):
     report_dir: Path
     metrics_file: Path
     labelled_dir: Path
+    # Batches whose model missed the quality gate or lost by more than quarantine_tolerance.
+    quarantine_dir: Path
+    # Each labelled batch's state and reason (see batches.py).
+    batches_file: Path
+    # The share of the champion's score a batch's model may lose by and its data still count
+    # as sound (accepted, kept in the pool); beyond it the batch is quarantined.
+    quarantine_tolerance: float = Field(ge=0, le=1)
+    # Quarantine a batch before training when the champion disagrees with more than this share
+    # of its labels; None (the default) turns the check off (see params.yaml).
+    max_label_disagreement: float | None = Field(default=None, gt=0, le=1)
     # A Slack-compatible incoming webhook; a secret, so it comes from the environment.
     webhook_url: SecretStr | None = None
 

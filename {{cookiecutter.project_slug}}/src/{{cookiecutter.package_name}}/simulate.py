@@ -22,6 +22,7 @@ import pandas as pd
 
 from .contract import Contract
 from .errors import ProjectError
+from .files import write_whole
 from .monitoring.records import PREDICTION_ID, ROW
 from .settings import API_KEY_HEADER
 
@@ -153,5 +154,4 @@ def write_new_csv(frame: pd.DataFrame, path: Path, *, force: bool) -> None:
     """Write a CSV, refusing to replace an existing file unless told to."""
     if path.exists() and not force:
         raise ProjectError(f"{path} already exists; fix: pass --force to replace it, or --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+    write_whole(path, frame.to_csv(index=False))

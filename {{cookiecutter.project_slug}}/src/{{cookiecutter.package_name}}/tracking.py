@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from .errors import ProjectError
 from .settings import RegistrySettings
 
 ARTIFACTS_DIR = Path("mlartifacts")
+# Which project folder a run belongs to: its abandoned runs are closed by its next `train`.
+PROJECT_TAG = "project_dir"
 REACHABILITY_TIMEOUT_S = 5
 
 
@@ -62,10 +67,60 @@ def _limit_http_retries(registry: RegistrySettings) -> None:
         os.environ.setdefault(name, str(value))
 
 
+def relocate_local_store(uri: str, experiment: str) -> Path | None:
+    """Make a copied or moved project's local store point at its own folder; the old folder.
+
+    MLflow records absolute artifact paths: without this, a copy of the project would write its
+    runs' files into the original's `mlartifacts/` (and read the original's models). Every path
+    under the old project folder, in every table, is rewritten to this folder. Only the
+    project's own SQLite store (a relative `sqlite:///` path) is touched; None when it is here.
+    """
+    database = uri.removeprefix("sqlite:///")
+    if database == uri or Path(database).is_absolute() or not Path(database).is_file():
+        return None
+    with closing(sqlite3.connect(database)) as connection, connection:
+        try:
+            found = connection.execute(
+                "SELECT artifact_location FROM experiments WHERE name = ?", (experiment,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not an MLflow store (yet)
+            return None
+        if found is None or not str(found[0]).startswith("file://"):
+            return None
+        old = Path(urllib.parse.urlparse(str(found[0])).path).parent
+        here = Path.cwd().resolve()
+        if old == here:
+            return None
+        _replace_everywhere(connection, f"{old}/", f"{here}/")
+    return old
+
+
+def _replace_everywhere(connection: sqlite3.Connection, old: str, new: str) -> None:
+    """Rewrite `old` to `new` in every text column of every table (names from the schema)."""
+    tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    for (table,) in tables:
+        for column in connection.execute(f"PRAGMA table_info('{table}')").fetchall():
+            if "CHAR" not in str(column[2]).upper() and str(column[2]).upper() != "TEXT":
+                continue
+            name = column[1]
+            # Names come from the store's own schema, values are bound: nothing from a user.
+            update = (
+                f'UPDATE "{table}" SET "{name}" = REPLACE("{name}", ?, ?) WHERE "{name}" LIKE ?'  # noqa: S608
+            )
+            connection.execute(update, (old, new, f"%{old}%"))
+
+
 def configure(registry: RegistrySettings) -> str:
     """Point MLflow at the tracking store and experiment; return the tracking URI."""
     uri = tracking_uri(registry)
     check_reachable(uri)
+    moved_from = relocate_local_store(uri, registry.experiment)
+    if moved_from is not None:
+        print(
+            f"note: {uri.removeprefix('sqlite:///')} came from {moved_from}: its artifact paths "
+            "now point into this folder",
+            file=sys.stderr,
+        )
     _limit_http_retries(registry)
     import mlflow
 
@@ -87,3 +142,30 @@ def optional_artifact(run_id: str, artifact_path: str) -> Path | None:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
     except (MlflowException, OSError):
         return None
+
+
+def project_id() -> str:
+    """The project's folder: runs tagged with it belong to it."""
+    return str(Path.cwd().resolve())
+
+
+def close_abandoned_runs(registry: RegistrySettings) -> list[str]:
+    """Mark FAILED this project's runs still RUNNING (a killed stage, a server lost mid-run).
+
+    DVC runs one `train` per project at a time, so a RUNNING run of this folder when another
+    starts was abandoned. Returns their ids.
+    """
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(registry.experiment)
+    if experiment is None:
+        return []
+    client = mlflow.MlflowClient()
+    project = project_id().replace("'", "\\'")
+    abandoned = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.{PROJECT_TAG} = '{project}'",
+    )
+    for run in abandoned:
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in abandoned]

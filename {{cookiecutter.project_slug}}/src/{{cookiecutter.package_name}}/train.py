@@ -264,7 +264,10 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
 
     fitted = fit(settings, contract)
     pipeline = fitted.pipeline
+    with tracking.reported_failures("closing runs left running"):
+        tracking.close_abandoned_runs(settings.registry)
     with tracking.reported_failures("training"), mlflow.start_run() as run:
+        mlflow.set_tag(tracking.PROJECT_TAG, tracking.project_id())
         _log_run(settings, contract, fitted)
         example = model_inputs(fitted.train_rows.head(3), contract)
         model_info = mlflow.sklearn.log_model(
@@ -272,7 +275,6 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             name="model",
             signature=infer_signature(example, pipeline.predict(example)),
             input_example=example,
-            registered_model_name=settings.registry.model_name,
             # The model was built here, from scikit-learn's own classes: trust exactly those.
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
         )
@@ -281,10 +283,12 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             answers = Path(tmp) / CV_OUTPUTS_FILE
             fitted.cv_outputs.to_csv(answers, index=False)
             mlflow.log_artifact(str(answers), TRAINING_ARTIFACTS)
+        # Registered last: a version never exists without the files that serve it.
+        version = mlflow.register_model(model_info.model_uri, settings.registry.model_name)
     result = TrainResult(
         run_id=run.info.run_id,
         model_name=settings.registry.model_name,
-        model_version=str(model_info.registered_model_version),
+        model_version=str(version.version),
         primary_metric=settings.evaluate.primary_metric,
         cv_mean=float(fitted.cv_scores.mean()),
         cv_std=float(fitted.cv_scores.std()),

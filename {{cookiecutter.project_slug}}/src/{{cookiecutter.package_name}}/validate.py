@@ -81,8 +81,12 @@ def _column_expectations(column: Column, gxe: ModuleType) -> list[Any]:
     return expectations
 
 
-def build_expectations(contract: Contract, min_rows: int) -> list[Any]:
-    """The suite's expectations: table shape, every column's contract, and the target's classes."""
+def build_expectations(contract: Contract, min_rows: int, every_class: bool = True) -> list[Any]:
+    """The suite's expectations: table shape, every column's contract, and the target's classes.
+
+    `every_class`: the data must hold each of the target's classes (a training set); a batch of
+    newly labelled rows need not (the pool it joins is checked whole by the pipeline).
+    """
     import great_expectations.expectations as gxe
 
     expectations = [
@@ -94,7 +98,7 @@ def build_expectations(contract: Contract, min_rows: int) -> list[Any]:
     ]
     for column in contract.columns:
         expectations.extend(_column_expectations(column, gxe))
-    if contract.target.allowed is not None:
+    if contract.target.allowed is not None and every_class:
         # A training set missing a class cannot teach it.
         expectations.append(
             gxe.ExpectColumnDistinctValuesToContainSet(
@@ -183,7 +187,9 @@ def summarise(results: list[dict[str, Any]], rows: int) -> list[Failure]:
     return failures
 
 
-def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int) -> dict[str, Any]:
+def _run_checkpoint(
+    frame: pd.DataFrame, contract: Contract, min_rows: int, every_class: bool
+) -> dict[str, Any]:
     """Run the suite in a throwaway GX context; return the result as JSON-ready data."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from the gate
     import great_expectations as gx
@@ -197,7 +203,7 @@ def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int) -> d
         .add_batch_definition_whole_dataframe("whole_file")
     )
     suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for expectation in build_expectations(contract, min_rows):
+    for expectation in build_expectations(contract, min_rows, every_class):
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=contract.name, data=batch, suite=suite)
@@ -216,12 +222,19 @@ def _run_checkpoint(frame: pd.DataFrame, contract: Contract, min_rows: int) -> d
 
 
 def validate_file(
-    data_path: Path, contract: Contract, min_rows: int, report_dir: Path
+    data_path: Path,
+    contract: Contract,
+    min_rows: int,
+    report_dir: Path,
+    every_class: bool = True,
 ) -> ValidationOutcome:
-    """Validate one CSV against the contract; write JSON and HTML reports under `report_dir`."""
+    """Validate one CSV against the contract; write JSON and HTML reports under `report_dir`.
+
+    `every_class`: see `build_expectations`.
+    """
     frame = read_table(data_path, contract)
     report_dir.mkdir(parents=True, exist_ok=True)
-    details = _run_checkpoint(frame, contract, min_rows)
+    details = _run_checkpoint(frame, contract, min_rows, every_class)
     failures = summarise(details["results"], len(frame))
     outcome = ValidationOutcome(
         data_path=str(data_path),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.bundle import (
+    load_champion,
     sha256,
 )
 from {{ cookiecutter.package_name }}.contract import (
@@ -31,6 +33,8 @@ from {{ cookiecutter.package_name }}.prepare import (
 from {{ cookiecutter.package_name }}.registry import (
     list_models,
     promote,
+    readmit,
+    reexport,
     rollback,
 )
 from {{ cookiecutter.package_name }}.settings import (
@@ -159,6 +163,45 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     with pytest.raises(ProjectError, match="nothing to roll back to"):
         rollback(lenient)
     assert len(list_models(lenient)) == 3
+    check_history(lenient, first, default, challenger)
+    check_readmit_and_repair(lenient, default)
+
+
+def check_history(
+    settings: Settings, first: TrainResult, default: TrainResult, challenger: TrainResult
+) -> None:
+    """`models` tells each version's story and who decided each step."""
+    history = {row["version"]: row["history"] for row in list_models(settings)}
+    assert "promoted" in history[first.model_version], history
+    assert "by the promotion gate" in history[first.model_version], history
+    assert f"kept out (v{default.model_version} stayed)" in history[challenger.model_version]
+    assert "rolled back from" in history[default.model_version], history
+
+
+def check_readmit_and_repair(settings: Settings, rolled_back: TrainResult) -> None:
+    """A person re-admits the version rolled back from; a damaged bundle is repaired."""
+    version = rolled_back.model_version
+    assert "re-admitted" in readmit(settings, int(version))
+    assert promote(settings).promoted  # it beats the first champion again
+    history = {row["version"]: row["history"] for row in list_models(settings)}
+    assert "re-admitted" in history[version], history
+    assert history[version].endswith("by the promotion gate (`promote`)"), history
+
+    # A truncated model: the pipeline's promote (the champion stays) exports it again.
+    bundle = settings.registry.export_dir
+    model = bundle / "model.joblib"
+    model.write_bytes(model.read_bytes()[:100])
+    stays = promote(settings)
+    assert not stays.promoted
+    assert "re-exported" in stays.message, stays.message
+    assert load_champion(bundle, settings.task).version == version
+
+    # Another version's bundle in place: re-exported too; the recovery command always works.
+    first_bundle = json.loads((bundle / "metadata.json").read_text())
+    assert first_bundle["version"] == version
+    (bundle / "contract.yaml").write_text((bundle / "contract.yaml").read_text() + "# edited\n")
+    assert f"v{version} (champion) exported again" in reexport(settings).message
+    assert load_champion(bundle, settings.task).version == version
 
 
 def test_same_data_and_params_reproduce_the_metrics(
@@ -208,16 +251,75 @@ def test_unreachable_server_registers_nothing(
     assert len(list_models(local)) == before
 
 
+def test_a_run_left_running_is_closed_as_failed_by_the_next_train(
+    workspace: Path, settings: Settings, contract: Contract
+) -> None:
+    """A stage killed mid-run (or a server lost) leaves a RUNNING run; the next train closes it,
+    and only this project's: another folder's run on a shared server is left alone."""
+    import mlflow
+
+    from {{ cookiecutter.package_name }} import tracking
+
+    local = configured(settings)
+    tracking.configure(local.registry)
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(local.registry.experiment)
+    assert experiment is not None
+    ours = client.create_run(
+        experiment.experiment_id, tags={tracking.PROJECT_TAG: tracking.project_id()}
+    )
+    theirs = client.create_run(experiment.experiment_id, tags={tracking.PROJECT_TAG: "/elsewhere"})
+    run_prepare(local, contract)
+    publish_split(local)
+    trained = run_train(local, contract)
+    assert client.get_run(ours.info.run_id).info.status == "FAILED"
+    assert client.get_run(theirs.info.run_id).info.status == "RUNNING"
+    assert client.get_run(trained.run_id).info.status == "FINISHED"
+    client.set_terminated(theirs.info.run_id)
+
+
+def test_a_version_without_serving_files_is_never_promoted(
+    settings: Settings, contract: Contract, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its serving files lost from the artifact store: promote refuses it, tags it, exports
+    nothing; the next version is judged as usual."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(PROJECT_ROOT / "contract.yaml", tmp_path / "contract.yaml")
+    local = configured(settings)
+    run_prepare(local, contract)
+    publish_split(local)
+    broken = train_and_evaluate(local, contract)
+    artifacts = Path(
+        mlflow.MlflowClient().get_run(broken.run_id).info.artifact_uri.removeprefix("file://")
+    )
+    shutil.rmtree(artifacts / "serving")
+    with pytest.raises(ProjectError, match=f"v{broken.model_version} cannot be served"):
+        promote(local)
+    assert not (local.registry.export_dir / "metadata.json").exists()
+    history = {row["version"]: row for row in list_models(local)}
+    assert history[broken.model_version]["aliases"] == "-"
+    version = mlflow.MlflowClient().get_model_version(
+        local.registry.model_name, broken.model_version
+    )
+    assert "unservable" in version.tags
+    # The next version is judged as usual (the store may hold an earlier module's champion).
+    train_and_evaluate(local, contract)
+    decision = promote(local)
+    assert "cannot be served" not in decision.message
+    assert (local.registry.export_dir / "metadata.json").is_file()
+
+
 def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:
-    from datetime import UTC, datetime
-
+    from {{ cookiecutter.package_name }}.batches import (
+        store_batch,
+    )
     from {{ cookiecutter.package_name }}.errors import (
         DataValidationError,
-    )
-    from {{ cookiecutter.package_name }}.retrain import (
-        store_batch,
     )
     from {{ cookiecutter.package_name }}.simulate import (
         make_batch,
@@ -229,7 +331,12 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     local = configured(settings)
     local = local.model_copy(
         update={
-            "monitor": local.monitor.model_copy(update={"labelled_dir": workspace / "labelled"})
+            "monitor": local.monitor.model_copy(
+                update={
+                    "labelled_dir": workspace / "labelled",
+                    "batches_file": workspace / "batches.json",
+                }
+            )
         }
     )
     run_prepare(local, contract)
@@ -241,17 +348,16 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     champion = json.loads(metadata.read_text())
     production = read_table(local.data.production_path, contract)
     drifted = make_batch(production, contract, None, 3, drifted=True).frame
-    now = datetime(2026, 1, 1, tzinfo=UTC)
 
     # Rows that break the contract are refused and nothing is stored.
     broken = drifted.copy()
     broken[contract.features[0].name] = "not a number"
     with pytest.raises(DataValidationError, match="nothing was stored"):
-        store_batch(broken, local, contract, now)
+        store_batch(local, contract, broken)
     assert not list((workspace / "labelled").glob("*.csv"))
 
-    first = store_batch(drifted, local, contract, now)
-    second = store_batch(drifted, local, contract, now)
+    first = store_batch(local, contract, drifted)
+    second = store_batch(local, contract, drifted)
     assert first != second  # a second batch in the same second never overwrites the first
     run_prepare(local, contract)
     publish_split(local)
@@ -274,3 +380,110 @@ def test_retraining_on_labelled_drifted_rows_goes_through_the_gate(
     assert decision.promoted == (comparison["low"] > local.evaluate.promotion_margin)
     expected = challenger.model_version if decision.promoted else champion["version"]
     assert json.loads(metadata.read_text())["version"] == expected
+
+
+def test_labels_the_champion_disagrees_with_are_quarantined_before_training(
+    workspace: Path, settings: Settings, contract: Contract
+) -> None:
+    import numpy as np
+
+    from {{ cookiecutter.package_name }}.batches import (
+        QUARANTINED,
+        load_batches,
+    )
+    from {{ cookiecutter.package_name }}.bundle import (
+        load_champion,
+    )
+    from {{ cookiecutter.package_name }}.retrain import (
+        disagreement,
+        run_retrain,
+    )
+    from {{ cookiecutter.package_name }}.tabular import (
+        read_table,
+    )
+
+    local = configured(settings)
+    run_prepare(local, contract)
+    publish_split(local)
+    train_and_evaluate(local, contract)
+    promote(local)
+    champion = load_champion(local.registry.export_dir, local.task)
+    target = contract.target.name
+    rows = read_table(local.data.production_path, contract)
+    true_share, usual = disagreement(local, contract, champion, rows)
+    wrong = rows.copy()
+    generator = np.random.default_rng(0)
+    classes = [str(value) for value in contract.target.allowed or []]
+    wrong[target] = (
+        generator.choice(classes, len(rows)) if classes else generator.permutation(rows[target])
+    )
+    wrong_share, _ = disagreement(local, contract, champion, wrong)
+    # True labels disagree about as often as on held-out rows; random ones far more often.
+    assert true_share <= 3 * usual + 0.05, (true_share, usual)
+    assert wrong_share > 2 * true_share + 0.05, (wrong_share, true_share)
+
+    limit = (wrong_share + true_share) / 2
+    folder = workspace / "suspect"
+    monitor = local.monitor.model_copy(
+        update={
+            "labelled_dir": folder / "labelled",
+            "quarantine_dir": folder / "quarantine",
+            "batches_file": folder / "batches.json",
+            "max_label_disagreement": limit,
+        }
+    )
+    strict = local.model_copy(update={"monitor": monitor})
+    version = json.loads((local.registry.export_dir / "metadata.json").read_text())["version"]
+    result = run_retrain(strict, contract, wrong)  # no dvc.yaml here: the pipeline must not run
+    assert not result.ran
+    assert "more than monitor.max_label_disagreement" in result.message()
+    assert f"the champion is unchanged (v{version})" in result.message()
+    [batch] = load_batches(strict, contract)
+    assert batch.state == QUARANTINED
+    assert Path(batch.file).parent == folder / "quarantine"
+    assert not list((folder / "labelled").glob("*.csv"))
+
+
+# One `train`-like process: the project's tracking set-up, then a run with one artifact.
+LOG_A_RUN = """
+import sys
+import mlflow
+from {{ cookiecutter.package_name }}.settings import load_settings
+from {{ cookiecutter.package_name }}.tracking import configure
+configure(load_settings().registry)
+with mlflow.start_run() as run:
+    mlflow.log_text(sys.argv[1], "note.txt")
+print(run.info.artifact_uri)
+print(mlflow.get_experiment_by_name(load_settings().registry.experiment).artifact_location)
+"""
+
+
+def test_a_copied_project_keeps_its_runs_files_in_its_own_folder(tmp_path: Path) -> None:
+    """MLflow records absolute artifact paths; a copy must not write into the original."""
+    import subprocess
+    import sys
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    for name in ("params.yaml", "contract.yaml"):
+        shutil.copy(PROJECT_ROOT / name, original / name)
+    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+
+    def log_a_run(folder: Path, text: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", LOG_A_RUN, text]
+        return subprocess.run(
+            command, cwd=folder, env=environment, capture_output=True, text=True, check=True
+        )
+
+    log_a_run(original, "first")
+    shutil.copytree(original, copy)
+    moved = log_a_run(copy, "second")
+    artifact_uri, location = moved.stdout.split()
+    assert artifact_uri.startswith((copy / "mlartifacts").as_uri()), artifact_uri
+    assert location == (copy / "mlartifacts").as_uri()
+    assert f"came from {original}" in moved.stderr
+    notes = sorted(path.read_text() for path in (copy / "mlartifacts").rglob("note.txt"))
+    assert notes == ["first", "second"]
+    assert [path.read_text() for path in (original / "mlartifacts").rglob("note.txt")] == ["first"]
+    again = log_a_run(copy, "third")
+    assert "came from" not in again.stderr  # rewritten once

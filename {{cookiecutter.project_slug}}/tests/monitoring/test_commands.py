@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -105,3 +107,39 @@ def test_monitor_names_a_missing_log(monitored: Path) -> None:
     assert result.exit_code == 2
     assert "no-log: no prediction log here" in result.output
     assert "Traceback" not in result.output
+
+
+MONITOR_ON_A_FULL_DISK = """
+import resource, signal, sys
+from {{ cookiecutter.package_name }}.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG), like ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+sys.argv = ["{{ cookiecutter.package_name }}", "monitor", "--data", sys.argv[1]]
+main()
+"""
+
+
+def test_a_full_reports_disk_still_delivers_the_alert_and_leaves_no_half_report(
+    monitored: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a child process: the file-size limit stands in for a full disk (the HTML report is
+    # larger than it; the verdict, the alert and the error line are not).
+    monkeypatch.setenv(env_var_name(("monitor", "webhook_url")), webhook.url)
+    batch = monitored / "drifted.csv"
+    assert runner.invoke(app, ["simulate", "drifted", "--output", str(batch)]).exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-c", MONITOR_ON_A_FULL_DISK, str(batch)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert "ALERT data drift" in result.stdout, result.stdout + result.stderr
+    assert len(webhook.received) == 1  # delivered before the reports were attempted
+    assert "monitoring reports not written" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr  # one line, after the alert's own text
+    assert result.returncode != 0
+    leftovers = [path for path in (monitored / "reports").rglob("*") if path.is_file()]
+    assert leftovers == []  # no half-written report folder

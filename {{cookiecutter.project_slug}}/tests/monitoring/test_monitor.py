@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from {{ cookiecutter.package_name }}.errors import (
 from {{ cookiecutter.package_name }}.monitoring.checks import (
     ColumnDrift,
     drift_report,
+    is_degraded,
+    threshold_factor,
 )
 from {{ cookiecutter.package_name }}.monitoring.records import (
     PREDICTION,
@@ -531,3 +534,45 @@ def test_drift_in_the_features_the_model_relies_on_alerts_on_its_own(settings: S
     quiet_settings = settings.monitor.model_copy(update={"alert_on_prediction_drift": False})
     findings = Findings(None, features, drift(PREDICTION, True), 0.1, None, None, [])  # type: ignore[arg-type]
     assert alerts_for(findings, quiet_settings) == []
+
+
+@pytest.mark.parametrize(
+    ("drop", "low", "alert"),
+    [
+        (0.12, 0.03, True),  # large and real: the whole interval above the bar is not asked
+        (0.12, -0.02, False),  # large, but chance could explain it
+        (0.04, 0.01, False),  # real, but smaller than the bar
+        (0.12, math.nan, False),  # no interval: not judged
+    ],
+)
+def test_a_quality_drop_alerts_when_it_is_large_and_real(
+    drop: float, low: float, alert: bool
+) -> None:
+    assert is_degraded(drop, low, bar=0.05) is alert
+
+
+def test_a_small_window_has_its_drift_thresholds_raised(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    """A distance on few rows is noisier: below threshold_rows the thresholds grow with it."""
+    assert threshold_factor(80, 80) == 1.0
+    assert threshold_factor(5000, 80) == 1.0
+    assert threshold_factor(20, 80) == 2.0
+    settings = monitor_settings()
+    rows = settings.monitor.min_rows
+    batch = make_batch(production, contract, rows, SEED, drifted=False, replace=True)
+    window = csv_window(batch.frame, tmp_path / "small.csv", contract, champion)
+    result = run_monitor(settings, contract, champion, window)
+    factor = math.sqrt(settings.monitor.threshold_rows / rows)
+    expected = {
+        settings.monitor.numerical_test: settings.monitor.numerical_threshold * factor,
+        settings.monitor.categorical_test: settings.monitor.categorical_threshold * factor,
+    }
+    assert result.features
+    for check in result.features:
+        assert check.threshold == pytest.approx(expected[check.method]), check
+    assert any("drift thresholds raised" in note for note in result.notes), result.notes

@@ -45,7 +45,7 @@ def _unloadable_model(bundle: Path, contract: Contract) -> None:
     garbage = b"this is not a pickle"
     (bundle / "model.joblib").write_bytes(garbage)
     metadata = json.loads((bundle / "metadata.json").read_text())
-    metadata["model_sha256"] = hashlib.sha256(garbage).hexdigest()
+    metadata["files"]["model.joblib"] = hashlib.sha256(garbage).hexdigest()
     (bundle / "metadata.json").write_text(json.dumps(metadata))
 
 
@@ -61,7 +61,28 @@ def _mismatched_contract(bundle: Path, contract: Contract) -> None:
     _edited_contract(bundle, contract)
     metadata = json.loads((bundle / "metadata.json").read_text())
     edited = (bundle / "contract.yaml").read_bytes()
-    metadata["contract_sha256"] = hashlib.sha256(edited).hexdigest()
+    metadata["files"]["contract.yaml"] = hashlib.sha256(edited).hexdigest()
+    (bundle / "metadata.json").write_text(json.dumps(metadata))
+
+
+def _narrowed_contract(bundle: Path, contract: Contract) -> None:
+    """Same columns, other ranges: the service would refuse real requests while looking ready."""
+    numeric = next(column for column in contract.features if column.is_numeric)
+    narrowed = numeric.model_copy(update={"min": 0.0, "max": 0.0})
+    features = [narrowed if column is numeric else column for column in contract.features]
+    save_contract(
+        contract.model_copy(update={"features": features}), bundle / "contract.yaml", overwrite=True
+    )
+
+
+def _edited_card(bundle: Path, contract: Contract) -> None:
+    card = bundle / "model_card.md"
+    card.write_text(card.read_text() + "\nEdited by hand.\n")
+
+
+def _no_checksums(bundle: Path, contract: Contract) -> None:
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    del metadata["files"]
     (bundle / "metadata.json").write_text(json.dumps(metadata))
 
 
@@ -75,6 +96,9 @@ BREAKAGES: dict[str, tuple[Callable[[Path, Contract], None], str]] = {
     "unloadable model": (_unloadable_model, "could not be loaded"),
     "edited contract": (_edited_contract, "contract.yaml SHA-256"),
     "contract mismatch": (_mismatched_contract, "but its contract declares"),
+    "narrowed contract": (_narrowed_contract, "contract.yaml SHA-256"),
+    "edited model card": (_edited_card, "model_card.md SHA-256"),
+    "no checksums": (_no_checksums, "lists no checksums"),
     "garbled metadata": (_garbled_metadata, "metadata.json is unreadable"),
 }
 

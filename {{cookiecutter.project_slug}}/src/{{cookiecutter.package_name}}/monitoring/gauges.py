@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..files import write_whole
 
 if TYPE_CHECKING:
     from .verdict import MonitorResult
@@ -22,10 +23,7 @@ def write_prometheus_gauges(result: MonitorResult, path: Path) -> None:
     its /metrics only while it serves that version (`gauges_for`), so a new champion starts
     with no stale alert. node_exporter's textfile collector can read the file too.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".tmp")
-    partial.write_text("\n".join(gauge_lines(result)) + "\n")
-    os.replace(partial, path)
+    write_whole(path, "\n".join(gauge_lines(result)) + "\n")
 
 
 def gauge_lines(result: MonitorResult) -> list[str]:

@@ -9,8 +9,11 @@ champion's held-out figure, each compared with its threshold in params.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,6 +34,7 @@ from .checks import (
     check_performance,
     drift_report,
     quality_report,
+    threshold_factor,
     unjudged,
 )
 from .gauges import write_prometheus_gauges
@@ -157,7 +161,8 @@ def alerts_for(findings: Findings, monitor: MonitorSettings) -> list[str]:
             f"{performance.labelled_rows} labelled rows vs {performance.at_evaluation:.4f} at "
             f"evaluation ({performance.relative_drop:.1%} worse"
             + (
-                f", at least {performance.low:.1%} with {performance.confidence:.0%} confidence"
+                f", worse with {performance.confidence:.0%} confidence: interval "
+                f"{performance.low:+.1%} to {performance.high:+.1%}"
                 if math.isfinite(performance.low)
                 else ""
             )
@@ -195,6 +200,16 @@ def examine(
     return replace(findings, alerts=alerts_for(findings, settings.monitor))
 
 
+def _small_window(rows: int, monitor: MonitorSettings) -> list[str]:
+    factor = threshold_factor(rows, monitor.threshold_rows)
+    if factor == 1.0:
+        return []
+    return [
+        f"{rows} rows, fewer than monitor.threshold_rows ({monitor.threshold_rows}): drift "
+        f"thresholds raised x{factor:.2f}, as small samples are noisier"
+    ]
+
+
 def _claim_report_dir(folder: Path, now: datetime) -> tuple[Path, OSError | None]:
     """A new report folder, or where it would have been and why it could not be made."""
     try:
@@ -223,7 +238,11 @@ def run_monitor(
     evaluation = read_evaluation(settings.registry.export_dir)
     found = examine(settings, contract, champion, window, training, evaluation)
     reason = unjudged(window, settings)
-    notes = [*window.notes, *([reason] if reason else [])]
+    notes = [
+        *window.notes,
+        *_small_window(len(window.frame), monitor),
+        *([reason] if reason else []),
+    ]
     report_dir, claim_error = _claim_report_dir(monitor.report_dir, now)
     result = MonitorResult(
         source=window.source,
@@ -263,14 +282,24 @@ def _write_reports(
     contract: Contract,
     settings: Settings,
 ) -> None:
-    report_dir = result.report_dir
-    found.drift.snapshot.save_html(str(report_dir / "report.html"))
-    found.drift.snapshot.save_json(str(report_dir / "evidently.json"))
-    if found.performance is not None:
-        quality = quality_report(*frames, contract, settings.task)
-        quality.save_html(str(report_dir / "quality.html"))
-        quality.save_json(str(report_dir / "quality.json"))
-    (report_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    # Written beside the claimed (empty) folder, then renamed onto it: a reader, or a full disk,
+    # never leaves a half-written report folder.
+    partial = result.report_dir.with_name(f".{result.report_dir.name}.partial")
+    try:
+        partial.mkdir()
+        found.drift.snapshot.save_html(str(partial / "report.html"))
+        found.drift.snapshot.save_json(str(partial / "evidently.json"))
+        if found.performance is not None:
+            quality = quality_report(*frames, contract, settings.task)
+            quality.save_html(str(partial / "quality.html"))
+            quality.save_json(str(partial / "quality.json"))
+        (partial / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        os.replace(partial, result.report_dir)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            result.report_dir.rmdir()
+        raise
     write_prometheus_gauges(result, settings.monitor.metrics_file)
 
 
