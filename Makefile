@@ -13,7 +13,7 @@ DEMO_SLUG := my-ml-service
 .PHONY: help demo test test-fast lock bench bench-serving bench-monitoring bench-drift bench-window bench-limits clean
 
 help: ## List the tasks
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	python3 -m venv $(TOOLS)

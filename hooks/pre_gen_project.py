@@ -1,39 +1,24 @@
-"""Reject bad answers before any file is written (cookiecutter then removes the project folder)."""
+"""Reject malformed answers before any file is written (names that clash: post_gen_project)."""
 
+import json
 import keyword
 import re
 import sys
+import unicodedata
 
-ANSWERS = {
-    "project_slug": "{{ cookiecutter.project_slug }}",
-    "package_name": "{{ cookiecutter.package_name }}",
-    "author_email": "{{ cookiecutter.author_email }}",
-    "python_version": "{{ cookiecutter.python_version }}",
-}
+# Every answer, as JSON: an answer holding quotes or backslashes stays one string.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
-# Import names the generated project depends on or ships: a package with one of these names
-# would shadow it.
-RESERVED = {
-    "dvc",
-    "evidently",
-    "fastapi",
-    "great_expectations",
-    "mlflow",
-    "numpy",
-    "pandas",
-    "pydantic",
-    "pydantic_settings",
-    "pytest",
-    "scipy",
-    "sklearn",
-    "scikit_learn",
-    "starlette",
-    "typer",
-    "uvicorn",
-    "yaml",
-    "src",
-    "tests",
-}
+# Kubernetes names are built from the slug: "<slug>-production" must fit a 63-character label.
+MAX_SLUG = 52
+
+
+def suggested_slug(answer: str) -> str:
+    """The answer transliterated and collapsed (cookiecutter ships python-slugify)."""
+    from slugify import slugify
+
+    slug = slugify(answer, max_length=40, word_boundary=True)
+    return f"ml-{slug}" if slug[:1].isdigit() else slug or "ml-service"
 
 
 def problem() -> str | None:
@@ -41,7 +26,12 @@ def problem() -> str | None:
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", slug):
         return (
             f"project_slug {slug!r} is not a valid slug; fix: use lowercase letters, digits "
-            "and single hyphens, starting with a letter, e.g. 'churn-model'"
+            f"and single hyphens, starting with a letter, e.g. {suggested_slug(slug)!r}"
+        )
+    if len(slug) > MAX_SLUG:
+        return (
+            f"project_slug {slug!r} has {len(slug)} characters; Kubernetes names built from it "
+            f"allow {MAX_SLUG}; fix: shorten it, e.g. {slug[:MAX_SLUG].rstrip('-')!r}"
         )
     if not package.isidentifier() or not package.isascii() or package != package.lower():
         return (
@@ -50,11 +40,9 @@ def problem() -> str | None:
         )
     if keyword.iskeyword(package) or keyword.issoftkeyword(package):
         return f"package_name {package!r} is a Python keyword; fix: choose e.g. '{package}_model'"
-    if package in RESERVED or package in sys.stdlib_module_names:
-        return (
-            f"package_name {package!r} clashes with the module {package!r} the project imports; "
-            f"fix: choose e.g. '{package}_service'"
-        )
+    for field in ("description", "author_name"):
+        if any(unicodedata.category(char) == "Cc" for char in ANSWERS[field]):
+            return f"{field} holds a control character; fix: type it again as plain text"
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", ANSWERS["author_email"]):
         return (
             f"author_email {ANSWERS['author_email']!r} is not an email address; "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from conftest import TEMPLATE_PROJECT
+from conftest import TEMPLATE, TEMPLATE_PROJECT
 
 EXPECTED_FILES = {
     ".cruft.json",
@@ -232,3 +232,11 @@ def test_lock_names_the_project(baked: Path) -> None:
     lock = tomllib.loads((baked / "uv.lock").read_text())
     own = [p for p in lock["package"] if p.get("source") == {"editable": "."}]
     assert [p["name"] for p in own] == [baked.name]
+
+
+def test_the_project_installs_the_uv_the_template_pins() -> None:
+    """Without uv on PATH the project's Makefile installs its own: the same version as here."""
+    pin = re.compile(r"^UV_VERSION := (\S+)$", re.MULTILINE)
+    template_pin = pin.findall((TEMPLATE / "Makefile").read_text())
+    assert len(template_pin) == 1
+    assert pin.findall((TEMPLATE_PROJECT / "Makefile").read_text()) == template_pin

@@ -250,6 +250,39 @@ def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:
         assert key in params["serve"] or key == "api_key", env["name"]
 
 
+def test_a_plain_cookiecutter_bake_takes_later_template_changes(tmp_path: Path) -> None:
+    """The README's bake route (plain cookiecutter) records a commit that `cruft update` uses."""
+    git = tool("git")
+    identity = ["-c", "user.name=Template Test", "-c", "user.email=test@example.com"]
+    template = tmp_path / "template"
+    assert run_tool(git, "clone", "-q", TEMPLATE, template).returncode == 0
+    baked = run_tool(
+        sys.executable,
+        "-m",
+        "cookiecutter",
+        "--no-input",
+        "-o",
+        tmp_path / "out",
+        "template",
+        cwd=tmp_path,
+    )
+    assert baked.returncode == 0, baked.stdout + baked.stderr
+    project = tmp_path / "out" / "my-ml-service"
+    for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "Baked"]):
+        assert run_tool(git, *command, cwd=project).returncode == 0
+    readme = template / "{{cookiecutter.project_slug}}" / "README.md"
+    readme.write_text(readme.read_text() + "\nA later template change.\n")
+    assert run_tool(git, *identity, "commit", "-qam", "Later", cwd=template).returncode == 0
+    cruft = tool("cruft")
+    assert run_tool(cruft, "check", cwd=project).returncode != 0  # behind, and it says so
+
+    updated = run_tool(cruft, "update", "--skip-apply-ask", cwd=project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert (project / "README.md").read_text().endswith("A later template change.\n")
+    assert not list(project.rglob("*.rej"))
+    assert run_tool(cruft, "check", cwd=project).returncode == 0
+
+
 def test_a_project_baked_from_an_earlier_template_updates_cleanly(tmp_path: Path) -> None:
     """cruft: bake an earlier commit, commit it, `cruft update` to HEAD; equal to a fresh bake."""
     git = tool("git")

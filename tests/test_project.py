@@ -16,9 +16,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 from conftest import (
+    TEMPLATE,
     bake,
     free_port,
     git,
@@ -532,6 +534,62 @@ def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -
     assert "error: data validation failed" in refused.stderr
     for name, content in before.items():
         assert (prepared / name).read_bytes() == content, f"{name} changed behind the gate"
+
+
+def test_the_bake_hook_refuses_every_module_the_environment_installs(project: Path) -> None:
+    """A package named after any module the locked environment installs would shadow it."""
+    script = "import importlib.metadata as m, json; "
+    script += "print(json.dumps([*m.packages_distributions()]))"
+    modules = json.loads(uv_run(project, "python", "-c", script).strip().splitlines()[-1])
+    hook = jinja2.Template((TEMPLATE / "hooks" / "post_gen_project.py").read_text()).render(
+        cookiecutter={"project_slug": "x", "package_name": "x", "_template": "", "license": "MIT"}
+    )
+    namespace: dict[str, Any] = {"__name__": "post_gen_project"}
+    exec(compile(hook, "post_gen_project.py", "exec"), namespace)
+    reserved = namespace["reserved_imports"](namespace["locked"](project / "uv.lock"))
+    own = project.name.replace("-", "_")
+    answers = {name for name in modules if re.fullmatch(r"[a-z][a-z0-9_]*", name)} - {own}
+    assert answers - reserved == set()
+
+
+def test_odd_answers_bake_a_working_project_on_a_machine_without_uv(tmp_path: Path) -> None:
+    """Accents, emoji, quotes: the project locks, installs, runs and passes its fast tests,
+    with uv nowhere on PATH (the Makefile installs its pinned copy into .tools/)."""
+    project = bake(
+        tmp_path,
+        project_name="L'Équipe \u2013 Données & Co. 🚀",
+        description='Rocket 🚀 says "hi" \\ bye',
+        author_name="Zoë 🚀 O'Brien",
+    )
+    assert project.name == "l-equipe-donnees-co"
+    path = [
+        folder
+        for folder in os.environ["PATH"].split(os.pathsep)
+        if folder and not (Path(folder) / "uv").exists()
+    ]
+    env = {**os.environ, "PATH": os.pathsep.join(path), "UV_NO_PROGRESS": "1"}
+    for name in ("UV", "VIRTUAL_ENV"):  # the template's Makefile exports its own uv
+        env.pop(name, None)
+
+    def make(*targets: str) -> str:
+        result = subprocess.run(
+            ["make", "--no-print-directory", *targets],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    make("setup")
+    uv = project / ".tools" / "bin" / "uv"
+    assert uv.is_file()
+    run([str(uv), "lock", "--check"], project)
+    assert "Usage" in run([str(uv), "run", "--locked", "l_equipe_donnees_co", "--help"], project)
+    assert " passed" in make("test-fast")
 
 
 @pytest.mark.parametrize("python_version", ["3.12", "3.13"])
