@@ -35,6 +35,8 @@ EXPECTED_FILES = {
     "docker-compose.yml",
     "docker/certs/README.md",
     "docker/smoke-test.sh",
+    "docker/compose-wait.sh",
+    "docker/postgres-entrypoint.sh",
     "k8s/base/deployment.yaml",
     "k8s/base/hpa.yaml",
     "k8s/base/kustomization.yaml",

@@ -140,7 +140,8 @@ def test_workflows_call_targets_and_scripts_that_exist(project: Path) -> None:
     }
     assert not unknown, f"unknown make targets: {sorted(unknown)}"
     assert scripts == {"k8s/deploy.sh", "k8s/collect-logs.sh"}
-    for script in [*scripts, "docker/smoke-test.sh"]:
+    shipped = ["docker/smoke-test.sh", "docker/compose-wait.sh", "docker/postgres-entrypoint.sh"]
+    for script in [*scripts, *shipped]:
         assert os.access(project / script, os.X_OK), f"{script} is not executable"
         assert run_tool("bash", "-n", project / script).returncode == 0, (
             f"{script} has a syntax error"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bake, run, uv_executable
+from conftest import bake, free_port, run, uv_executable
 
 # One worker builds the image once (`make test` runs tests on two workers, grouped).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image")]
@@ -61,6 +61,16 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     docker("rmi", "--force", tag)
 
 
+def a_record(project: Path) -> dict[str, float]:
+    """The first held-back production row, without its label, as the API takes it."""
+    header, *rows = (project / "data/prepared/production.csv").read_text().splitlines()
+    return {
+        name: float(value)
+        for name, value in zip(header.split(","), rows[0].split(","), strict=True)
+        if name != "diagnosis"
+    }
+
+
 def _get(url: str, timeout: float = 2) -> tuple[int, dict[str, object]]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, json.loads(response.read())
@@ -101,13 +111,7 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
         print(f"\ncontainer ready in {time.monotonic() - started:.1f} s")
         assert readiness == {"ready": True, "model_version": "1"}
         assert docker("exec", container, "id", "-u") == "10001"
-        header, *rows = (project / "data/prepared/production.csv").read_text().splitlines()
-        names = header.split(",")
-        record = {
-            name: float(value)
-            for name, value in zip(names, rows[0].split(","), strict=True)
-            if name != "diagnosis"
-        }
+        record = a_record(project)
         request = urllib.request.Request(
             f"{url}/predict",
             data=json.dumps([record, record]).encode(),
@@ -170,7 +174,7 @@ def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]
         for name, service in compose["services"].items()
         if "build" in service
     }
-    assert built == {"api": "service", "mlflow": "tracking"}
+    assert built == {"api": "service", "mlflow": "tracking", "postgres": "postgres"}
     assert set(built.values()) <= stages
     prefix = project.name.replace("-", "_").upper() + "_SERVE__"
     assert set(compose["services"]["api"]["environment"]) == {
@@ -231,3 +235,70 @@ def test_tracking_server_image_serves_mlflow(image: tuple[str, Path]) -> None:
         if container:
             subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
         subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)
+
+
+def test_the_compose_stack_runs_end_to_end(image: tuple[str, Path]) -> None:
+    """`make up` (Compose v1 here): the API predicts on loopback, a run logged from the host
+    lands in the stack's PostgreSQL, the API container reaches MLflow; `make down` removes it."""
+    _, project = image
+    ports = {"API_PORT": str(free_port()), "MLFLOW_PORT": str(free_port())}
+    env = {**os.environ, **ports, "UV": uv_executable()}
+    base = os.environ.get("TEMPLATE_TEST_BASE_IMAGE", "")
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    compose = ["docker", "compose"] if v2.returncode == 0 else ["docker-compose"]
+    compose += ["--project-name", project.name]
+
+    def container(service: str) -> str:
+        found = subprocess.run(
+            [*compose, "ps", "-q", service], cwd=project, capture_output=True, text=True
+        )
+        return found.stdout.strip()
+
+    def make(*targets: str) -> str:
+        command = ["make", "--no-print-directory", *targets, f"BASE_IMAGE={base}"]
+        result = subprocess.run(
+            command, cwd=project, env=env, capture_output=True, text=True, timeout=1800
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    try:
+        assert "stack healthy" in make("up")
+        published = docker("port", container("api"), "8000/tcp")
+        assert published.startswith("127.0.0.1:"), published  # loopback only
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['API_PORT']}/predict",
+            data=json.dumps(a_record(project)).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["predictions"][0]["prediction"]
+        log_run = (
+            "import mlflow; mlflow.set_experiment('compose-check'); "
+            "run = mlflow.start_run(run_name='from-the-host'); mlflow.log_metric('m', 1.0); "
+            "mlflow.end_run(); print(run.info.run_id)"
+        )
+        tracking = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW_PORT']}"}
+        logged = subprocess.run(
+            [uv_executable(), "run", "--locked", "python", "-c", log_run],
+            cwd=project, env={**env, **tracking}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert logged.returncode == 0, logged.stderr
+        run_id = logged.stdout.strip().splitlines()[-1]
+        stored = docker(
+            "exec", container("postgres"), "psql", "-U", "mlflow", "-d", "mlflow",
+            "-tAc", f"select name from runs where run_uuid = '{run_id}'",
+        )  # fmt: skip
+        assert stored == "from-the-host"
+        reach = (
+            "import urllib.request as r; "
+            "print(r.urlopen('http://mlflow:5000/api/2.0/mlflow/experiments/search"
+            "?max_results=1', timeout=5).status)"
+        )
+        assert docker("exec", container("api"), "python", "-c", reach) == "200"
+        make("down")
+        assert container("api") == container("mlflow") == container("postgres") == ""
+    finally:
+        subprocess.run(
+            [*compose, "down", "--volumes"], cwd=project, capture_output=True, check=False
+        )
