@@ -190,12 +190,17 @@ def install(staging: Path, target: Path) -> None:
     shutil.rmtree(previous)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def _identity(path: Path) -> tuple[int, int, bytes] | None:
+    """The bundle folder's inode and its metadata's bytes: a swap changes both.
+
+    The inode alone is not enough: a filesystem may give a new folder a just-freed inode.
+    """
     try:
         status = path.stat()
+        metadata = (path / METADATA_FILE).read_bytes()
     except OSError:
         return None
-    return status.st_dev, status.st_ino
+    return status.st_dev, status.st_ino, metadata
 
 
 def load_champion(bundle: Path, task: Task) -> Champion:

@@ -104,9 +104,8 @@ def _replace_everywhere(connection: sqlite3.Connection, old: str, new: str) -> N
                 continue
             name = column[1]
             # Names come from the store's own schema, values are bound: nothing from a user.
-            update = (
-                f'UPDATE "{table}" SET "{name}" = REPLACE("{name}", ?, ?) WHERE "{name}" LIKE ?'  # noqa: S608
-            )
+            assignment = f'"{name}" = REPLACE("{name}", ?, ?) WHERE "{name}" LIKE ?'
+            update = f'UPDATE "{table}" SET {assignment}'  # noqa: S608  # nosec B608
             connection.execute(update, (old, new, f"%{old}%"))
 
 
