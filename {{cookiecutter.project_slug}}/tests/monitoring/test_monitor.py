@@ -539,13 +539,14 @@ def test_drift_in_the_features_the_model_relies_on_alerts_on_its_own(settings: S
 @pytest.mark.parametrize(
     ("drop", "low", "alert"),
     [
-        (0.12, 0.03, True),  # large and real: the whole interval above the bar is not asked
-        (0.12, -0.02, False),  # large, but chance could explain it
+        (0.12, 0.06, True),  # the whole interval above the bar
+        (0.12, 0.03, False),  # real, but chance could explain the part above the bar
+        (0.12, -0.02, False),  # chance could explain all of it
         (0.04, 0.01, False),  # real, but smaller than the bar
         (0.12, math.nan, False),  # no interval: not judged
     ],
 )
-def test_a_quality_drop_alerts_when_it_is_large_and_real(
+def test_a_quality_drop_alerts_when_its_whole_interval_clears_the_bar(
     drop: float, low: float, alert: bool
 ) -> None:
     assert is_degraded(drop, low, bar=0.05) is alert

@@ -195,14 +195,13 @@ def unjudged(window: Window, settings: Settings) -> str | None:
 
 
 def is_degraded(drop: float, low: float, bar: float) -> bool:
-    """Whether a quality drop is an alert: at least `bar` (relative), and real.
+    """Whether a quality drop is an alert: the whole interval of the drop above `bar`.
 
-    Real: the low end of its interval is above zero (worse with the configured confidence).
-    Asking the whole interval to clear `bar` instead missed most real drops on the windows
-    monitoring sees (a few dozen labelled rows make the interval wide); a point estimate alone
-    would alert on chance. No interval (NaN): no alert.
+    Conservative on purpose: with the low end only above zero, clean windows of a few dozen
+    rows alerted (a clean wine batch: 28% worse, interval +12% to +49%, on a 28-row held-out
+    figure), and an alert that cries wolf is ignored. No interval (NaN): no alert.
     """
-    return math.isfinite(low) and drop > bar and low > 0
+    return math.isfinite(low) and low > bar
 
 
 def check_performance(
