@@ -37,6 +37,18 @@ IMPORT_NAMES = {
     "cyclonedx-python-lib": ["cyclonedx"],
     "packageurl-python": ["packageurl"],
     "py-serializable": ["py_serializable", "serializable"],
+    "atpublic": ["public"],
+    "configobj": ["validate"],
+    "databricks-sdk": ["databricks"],
+    "dynaconf": ["vendor_licenses"],
+    "graphql-core": ["graphql"],
+    "hydra-core": ["hydra"],
+    "matplotlib": ["pylab", "mpl_toolkits"],
+    "mypy": ["mypyc"],
+    "omegaconf": ["pydevd_plugins"],
+    "pip-requirements-parser": ["packaging_legacy_version"],
+    "plotly": ["jupyterlab_plotly"],
+    "pytest": ["py"],
 }
 # The project's own top-level folders, and Python's `test` package (not in stdlib_module_names).
 OWN_NAMES = {"src", "tests", "test"}
