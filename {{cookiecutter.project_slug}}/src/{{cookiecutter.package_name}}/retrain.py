@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -148,15 +149,21 @@ def champion_version(settings: Settings) -> int | None:
     return None if metadata is None else int(metadata["version"])
 
 
+def _record_since(path: Path, started: float) -> dict[str, Any] | None:
+    """The JSON record a stage wrote at `path` after `started`; None if none or unreadable."""
+    try:
+        if path.stat().st_mtime < started:
+            return None
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _quality_gate_refused_since(verdict_file: Path, started: float) -> bool:
     """Whether evaluate wrote a failed verdict after `started` (the gate, not a crash)."""
-    try:
-        verdict = verdict_file.stat().st_mtime >= started and not json.loads(
-            verdict_file.read_text()
-        ).get("passed", True)
-    except (OSError, ValueError):
-        return False
-    return bool(verdict)
+    verdict = _record_since(verdict_file, started)
+    return verdict is not None and not verdict.get("passed", True)
 
 
 def _loss_beyond_tolerance(settings: Settings, started: float) -> str | None:
@@ -164,13 +171,12 @@ def _loss_beyond_tolerance(settings: Settings, started: float) -> str | None:
 
     Read from the promotion gate's record of this run: the same held-out rows for both.
     """
-    path = settings.evaluate.promotion_file
+    comparison = (_record_since(settings.evaluate.promotion_file, started) or {}).get(
+        "comparison"
+    ) or {}
     try:
-        if path.stat().st_mtime < started:
-            return None
-        comparison = json.loads(path.read_text()).get("comparison") or {}
         gain, champion = float(comparison["gain"]), float(comparison["champion"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     allowed = settings.monitor.quarantine_tolerance * max(abs(champion), 1e-12)
     if gain >= -allowed:

@@ -88,7 +88,7 @@ def relocate_local_store(uri: str, experiment: str) -> Path | None:
         if found is None or not str(found[0]).startswith("file://"):
             return None
         old = Path(urllib.parse.urlparse(str(found[0])).path).parent
-        here = Path.cwd().resolve()
+        here = Path(project_id())
         if old == here:
             return None
         _replace_everywhere(connection, f"{old}/", f"{here}/")

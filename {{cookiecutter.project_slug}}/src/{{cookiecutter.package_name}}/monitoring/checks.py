@@ -194,7 +194,7 @@ def unjudged(window: Window, settings: Settings) -> str | None:
     return None
 
 
-def is_degraded(drop: float, low: float, bar: float) -> bool:
+def is_degraded(low: float, bar: float) -> bool:
     """Whether a quality drop is an alert: the whole interval of the drop above `bar`.
 
     Conservative on purpose: with the low end only above zero, clean windows of a few dozen
@@ -250,7 +250,7 @@ def check_performance(
         at_evaluation,
         drop,
         count,
-        is_degraded(drop, low, drop_bar),
+        is_degraded(low, drop_bar),
         low,
         high,
         settings.evaluate.confidence,
