@@ -119,4 +119,5 @@ if __name__ == "__main__":
     if ANSWERS["license"] == "Proprietary":
         Path("LICENSE").unlink()
     record_template()
-    print(f"Baked {SLUG}. Next: cd {SLUG} && make setup pipeline   (`make` lists every task)")
+    # This hook runs inside the new project: its path is right whatever --output-dir was.
+    print(f"Baked {SLUG}. Next: cd {Path.cwd()} && make setup pipeline   (`make` lists every task)")

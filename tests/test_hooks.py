@@ -206,7 +206,8 @@ def test_a_plain_bake_records_the_template_commit_and_absolute_path(tmp_path: Pa
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Next: cd my-ml-service && make setup pipeline" in result.stdout
+    project = (tmp_path / "my-ml-service").resolve()
+    assert f"Next: cd {project} && make setup pipeline" in result.stdout
     state = json.loads((tmp_path / "my-ml-service" / ".cruft.json").read_text())
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=TEMPLATE, capture_output=True, text=True, check=True
