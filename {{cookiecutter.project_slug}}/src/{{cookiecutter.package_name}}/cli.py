@@ -15,6 +15,7 @@ import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
 from .processes import die_with_parent_if_asked
+from .tracking import quiet_mlflow
 
 ADHOC_REPORTS = Path("reports/adhoc")
 
@@ -472,4 +473,5 @@ def main() -> None:
     """Console-script entry point."""
     # A stage run by `retrain`'s pipeline stops if that pipeline is killed (see processes.py).
     die_with_parent_if_asked()
+    quiet_mlflow()
     app()

@@ -208,6 +208,9 @@ class MonitorSettings(Section):
     # Alert when the drifted features carry more than this share of the model's feature
     # importance (the champion's permutation importance at evaluation): drift in what it uses.
     max_drifted_importance: float = Field(default=0.5, gt=0, le=1)
+    # Alert when any one feature's distance is this many times its threshold: one input moved
+    # that far is a broken feed (a unit change, a stuck sensor), whatever its importance.
+    severe_drift_factor: float = Field(default=2.0, gt=1)
     # Alert when the prediction's own distribution drifted.
     alert_on_prediction_drift: bool = True
     max_performance_drop: float = Field(ge=0)

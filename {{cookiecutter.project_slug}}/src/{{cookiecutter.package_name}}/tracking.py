@@ -11,9 +11,12 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ProjectError
-from .settings import RegistrySettings
+
+if TYPE_CHECKING:  # the CLI imports this module at start: settings (pydantic) loads later
+    from .settings import RegistrySettings
 
 ARTIFACTS_DIR = Path("mlartifacts")
 # Which project folder a run belongs to: its abandoned runs are closed by its next `train`.
@@ -53,6 +56,20 @@ def reported_failures(action: str) -> Iterator[None]:
         raise ProjectError(
             f"MLflow failed while {action}: {reason}; fix: check the tracking store and rerun"
         ) from None
+
+
+# The UI opens an experiment of this kind on its runs table (untyped ones open on GenAI traces).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def quiet_mlflow() -> None:
+    """MLflow's own INFO chatter and download bars off, before MLflow is first imported.
+
+    Warnings still show. Each stage prints what it did in one line; MLflow's progress bars
+    redrew for downloads of a millisecond. A user's own setting of either variable wins.
+    """
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _limit_http_retries(registry: RegistrySettings) -> None:
@@ -127,8 +144,13 @@ def configure(registry: RegistrySettings) -> str:
     if mlflow.get_experiment_by_name(registry.experiment) is None:
         # Local stores keep artifacts beside the database; a server decides for itself.
         location = None if uri.startswith("http") else ARTIFACTS_DIR.resolve().as_uri()
-        mlflow.create_experiment(registry.experiment, artifact_location=location)
-    mlflow.set_experiment(registry.experiment)
+        mlflow.create_experiment(
+            registry.experiment, artifact_location=location, tags=EXPERIMENT_KIND
+        )
+    experiment = mlflow.set_experiment(registry.experiment)
+    if not EXPERIMENT_KIND.items() <= experiment.tags.items():  # made before the tag existed
+        for key, value in EXPERIMENT_KIND.items():
+            mlflow.set_experiment_tag(key, value)
     return uri
 
 

@@ -536,6 +536,26 @@ def test_drift_in_the_features_the_model_relies_on_alerts_on_its_own(settings: S
     assert alerts_for(findings, quiet_settings) == []
 
 
+def test_one_feature_moved_far_alerts_whatever_its_importance(settings: Settings) -> None:
+    """A single input moved by twice its threshold is a broken feed, not noise."""
+
+    def alerts(score: float, threshold: float = 0.3) -> list[str]:
+        features = [drift(f"f{index}", drifted=False) for index in range(29)]
+        features.append(ColumnDrift("f29", "wasserstein", score, threshold, score > threshold))
+        findings = Findings(None, features, None, 1 / 30, 0.01, None, [])  # type: ignore[arg-type]
+        return alerts_for(findings, settings.monitor)
+
+    assert alerts(0.5) == []  # drifted, but one unimportant feature of thirty: no alert
+    [alert] = alerts(0.61)
+    assert alert.startswith("data drift: 1 feature(s) moved more than 2x the drift threshold")
+    assert "f29 (wasserstein 0.61)" in alert
+    assert alerts(0.9, threshold=0.49) == []  # a small window's raised threshold raises it too
+    assert alerts(float("nan")) == []
+    lenient = settings.monitor.model_copy(update={"severe_drift_factor": 4.0})
+    findings = Findings(None, [drift("f0", True)], None, 1 / 30, 0.01, None, [])  # type: ignore[arg-type]
+    assert alerts_for(findings, lenient) == []
+
+
 @pytest.mark.parametrize(
     ("low", "alert"),
     [

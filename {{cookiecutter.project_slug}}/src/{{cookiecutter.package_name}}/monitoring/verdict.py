@@ -120,6 +120,22 @@ def importance_share(
     return sum(weights.get(check.column, 0.0) for check in features if check.drifted) / total
 
 
+def _severe(features: list[ColumnDrift], factor: float) -> list[str]:
+    """One sentence naming the features whose distance is `factor` times their threshold."""
+    severe = [
+        check
+        for check in features
+        if math.isfinite(check.score) and check.score >= factor * check.threshold
+    ]
+    if not severe:
+        return []
+    named = ", ".join(f"{check.column} ({check.method} {check.score:.3g})" for check in severe)
+    return [
+        f"data drift: {len(severe)} feature(s) moved more than {factor:g}x the drift threshold "
+        f"(monitor.severe_drift_factor): {named}"
+    ]
+
+
 @dataclass(frozen=True)
 class Findings:
     """What the checks found on one window, before anything is written."""
@@ -148,6 +164,8 @@ def alerts_for(findings: Findings, monitor: MonitorSettings) -> list[str]:
             f"feature importance (threshold {monitor.max_drifted_importance:.0%}): "
             + ", ".join(drifted)
         )
+    else:
+        alerts.extend(_severe(findings.features, monitor.severe_drift_factor))
     prediction = findings.prediction
     if monitor.alert_on_prediction_drift and prediction is not None and prediction.drifted:
         alerts.append(
