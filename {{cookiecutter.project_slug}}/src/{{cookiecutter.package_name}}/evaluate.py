@@ -18,7 +18,7 @@ from .errors import QualityGateError
 from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
-from .tracking import configure, optional_artifact, reported_failures
+from .tracking import add_to_description, configure, optional_artifact, reported_failures
 from .train import CV_OUTPUTS_FILE, SERVING_ARTIFACTS, TRAINING_ARTIFACTS, TrainResult
 
 # Where the run keeps its evaluation, and the version tags the promotion gate reads.
@@ -205,6 +205,12 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
             report_dir / IMPORTANCE_FILE,
         ]:
             mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)
+    verdict = "passes" if evaluation.passed else "fails"
+    figures = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    add_to_description(
+        trained.run_id,
+        f"`evaluate`: {verdict} the quality gate on {len(test)} held-out rows ({figures}).",
+    )
     client = mlflow.MlflowClient()
     for key, value in {
         **{METRIC_TAG_PREFIX + k: f"{v:.6f}" for k, v in metrics.items()},

@@ -415,6 +415,7 @@ def _record(
     client.set_model_version_tag(name, challenger.version, PROMOTION_TAG, json.dumps(record))
     outcome = "promoted" if decision.promoted else f"kept out (v{decision.champion_version} stayed)"
     _log_event(client, settings, str(challenger.version), outcome, GATE)
+    tracking.add_to_description(challenger.run_id, f"`promote`: {decision.message}.")
     if comparison is not None:
         for key in ("champion", "challenger", "gain", "low", "high", "rows"):
             client.log_metric(challenger.run_id, f"gate_{key}", float(getattr(comparison, key)))

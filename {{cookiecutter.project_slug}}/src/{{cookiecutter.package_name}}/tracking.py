@@ -72,6 +72,29 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+# What the UI shows as a run's description (Markdown); each stage adds its paragraph.
+DESCRIPTION_TAG = "mlflow.note.content"
+# A logged model's environment, pinned to what trained it. Declared, not inferred: MLflow's
+# inference spawns a process (~10 s), warns when uv is not on PATH, and listed test tools.
+MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
+
+
+def model_requirements() -> list[str]:
+    """`name==version` of each distribution a logged model needs, as installed here."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def add_to_description(run_id: str, paragraph: str) -> None:
+    """Append a stage's paragraph to the run's description, which `train` starts."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    current = client.get_run(run_id).data.tags.get(DESCRIPTION_TAG, "")
+    client.set_tag(run_id, DESCRIPTION_TAG, f"{current}\n\n{paragraph}".strip())
+
+
 def _limit_http_retries(registry: RegistrySettings) -> None:
     # MLflow reads these at each request; a user's own MLFLOW_HTTP_REQUEST_* setting wins.
     limits = {
@@ -190,3 +213,31 @@ def close_abandoned_runs(registry: RegistrySettings) -> list[str]:
     for run in abandoned:
         client.set_terminated(run.info.run_id, status="FAILED")
     return [run.info.run_id for run in abandoned]
+
+
+def runs_page(base_url: str, experiment_id: str) -> str:
+    """The UI's page listing the experiment's runs.
+
+    In the model-training view: the UI otherwise starts in its GenAI view (traces, an overview).
+    """
+    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return base_url.rstrip("/") + page
+
+
+def open_ui(registry: RegistrySettings, host: str, port: int) -> None:
+    """Print the runs page; for a local store, then run MLflow's UI on it in this process."""
+    uri = configure(registry)  # the experiment exists and is typed for the runs view
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(registry.experiment)
+    assert experiment is not None  # noqa: S101 - configure made it  # nosec B101
+    if uri.startswith("http"):
+        print(f"the runs: {runs_page(uri, experiment.experiment_id)}")
+        return
+    page = runs_page(f"http://{host}:{port}", experiment.experiment_id)
+    print(f"the runs: {page}   (the UI runs until Ctrl+C)", flush=True)
+    command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    command += ["--workers", "1"]  # one person's browser: MLflow's default 4 take ~1 GB
+    # MLflow's own CLI from this environment; exec: Ctrl+C and signals reach the server itself.
+    os.execv(sys.executable, [sys.executable, "-m", *command])  # noqa: S606  # nosec B606
+

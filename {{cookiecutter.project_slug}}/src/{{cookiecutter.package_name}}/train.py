@@ -133,7 +133,7 @@ def file_md5(path: Path) -> str:
 
 
 def git_commit() -> str:
-    """The current commit, or 'none' outside a repository or before the first commit."""
+    """The current commit, or 'none' outside a repository or before its first commit."""
     try:
         result = subprocess.run(  # a fixed git command from PATH, no shell  # nosec B603 B607
             ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as DVC uses it
@@ -214,6 +214,7 @@ def fit(settings: Settings, contract: Contract) -> Fitted:
 def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
     """Tags, parameters, CV metrics and both datasets of the active MLflow run."""
     import mlflow
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
     from mlflow.data.pandas_dataset import from_pandas
 
     metric = settings.evaluate.primary_metric
@@ -242,15 +243,66 @@ def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
             f"cv_{metric}_std": float(fitted.cv_scores.std()),
         }
     )
+    # Named as a local file outright: MLflow's guess from a path warns that two sources match.
+    source = get_dataset_source_from_json(
+        json.dumps({"uri": str(settings.data.train_path)}), "local"
+    )
     for rows, context in ((fitted.train_rows, "training"), (fitted.test_rows, "evaluation")):
         dataset = from_pandas(
             rows,
-            source=str(settings.data.train_path),
+            source=source,
             targets=contract.target.name,
             name=f"{contract.name}-{context}",
             digest=fitted.data_md5[:8],
         )
         mlflow.log_input(dataset, context=context)
+
+
+def run_name(settings: Settings, fitted: Fitted) -> str:
+    """Which stage and data made the run, as the MLflow UI lists it."""
+    rows = len(fitted.train_rows) + len(fitted.test_rows)
+    return f"train {settings.data.train_path.name} {fitted.data_md5[:8]} ({rows} rows)"
+
+
+def run_description(settings: Settings, fitted: Fitted) -> str:
+    """The run's description (Markdown): the data, the split, the estimator and the code."""
+    train = settings.train
+    commit = git_commit()
+    return (
+        f"Made by the `train` stage from `{settings.data.train_path}` (md5 `{fitted.data_md5}`): "
+        f"{len(fitted.train_rows)} rows trained, {len(fitted.test_rows)} held out for "
+        f"`evaluate`. Estimator `{train.estimator}`, {train.cv_folds}-fold CV "
+        f"{settings.evaluate.primary_metric} {fitted.cv_scores.mean():.4f} "
+        f"± {fitted.cv_scores.std():.4f}; "
+        + (
+            "no git commit (not a repository, or nothing committed yet)."
+            if commit == "none"
+            else f"git commit `{commit[:12]}`."
+        )
+    )
+
+
+def _register(model_info: Any, run_id: str, settings: Settings, description: str) -> Any:
+    """A new version of the registered model (created on first use) for the logged model.
+
+    The client's calls, not `mlflow.register_model`, which prints two lines of its own.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client, name = mlflow.MlflowClient(), settings.registry.model_name
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            raise
+    return client.create_model_version(
+        name,
+        model_info.model_uri,
+        run_id=run_id,
+        model_id=model_info.model_id,
+        description=description,
+    )
 
 
 def run_train(settings: Settings, contract: Contract) -> TrainResult:
@@ -266,7 +318,11 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
     pipeline = fitted.pipeline
     with tracking.reported_failures("closing runs left running"):
         tracking.close_abandoned_runs(settings.registry)
-    with tracking.reported_failures("training"), mlflow.start_run() as run:
+    description = run_description(settings, fitted)
+    with (
+        tracking.reported_failures("training"),
+        mlflow.start_run(run_name=run_name(settings, fitted), description=description) as run,
+    ):
         mlflow.set_tag(tracking.PROJECT_TAG, tracking.project_id())
         _log_run(settings, contract, fitted)
         example = model_inputs(fitted.train_rows.head(3), contract)
@@ -275,6 +331,7 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             name="model",
             signature=infer_signature(example, pipeline.predict(example)),
             input_example=example,
+            pip_requirements=tracking.model_requirements(),
             # The model was built here, from scikit-learn's own classes: trust exactly those.
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
         )
@@ -284,7 +341,7 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             fitted.cv_outputs.to_csv(answers, index=False)
             mlflow.log_artifact(str(answers), TRAINING_ARTIFACTS)
         # Registered last: a version never exists without the files that serve it.
-        version = mlflow.register_model(model_info.model_uri, settings.registry.model_name)
+        version = _register(model_info, run.info.run_id, settings, description)
     result = TrainResult(
         run_id=run.info.run_id,
         model_name=settings.registry.model_name,

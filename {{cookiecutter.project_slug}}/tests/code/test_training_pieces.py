@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,6 +150,26 @@ def test_mlflow_failure_becomes_one_line() -> None:
     assert str(raised.value) == (
         "MLflow failed while promoting: API request to http://mlflow:5000 failed; "
         "fix: check the tracking store and rerun"
+    )
+
+
+def test_mlflow_is_quiet_unless_asked_and_the_ui_link_opens_the_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from {{ cookiecutter.package_name }}.tracking import (
+        quiet_mlflow,
+        runs_page,
+    )
+
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "INFO")  # recorded, so the test's change is undone
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # the user's own choice
+    quiet_mlflow()
+    assert os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
+    # The UI's model-training view: without the parameter it opens on GenAI traces.
+    assert runs_page("http://mlflow:5000/", "7") == (
+        "http://mlflow:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
 
 

@@ -217,6 +217,43 @@ def test_same_data_and_params_reproduce_the_metrics(
     assert first.model_version != second.model_version  # every model is registered
 
 
+def test_runs_say_which_stage_and_data_made_them(
+    workspace: Path, settings: Settings, contract: Contract
+) -> None:
+    """Named and described for the UI by each stage; the model's environment declared, pinned."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    from {{ cookiecutter.package_name }} import tracking
+
+    local = configured(settings)
+    run_prepare(local, contract)
+    publish_split(local)
+    trained = train_and_evaluate(local, contract)
+    decision = promote(local)
+    client = mlflow.MlflowClient()
+    run = client.get_run(trained.run_id)
+    rows = trained.train_rows + trained.test_rows
+    assert run.info.run_name == f"train train.csv {trained.data_md5[:8]} ({rows} rows)"
+    description = run.data.tags[tracking.DESCRIPTION_TAG]
+    assert description.startswith(
+        f"Made by the `train` stage from `{local.data.train_path}` (md5 `{trained.data_md5}`): "
+        f"{trained.train_rows} rows trained, {trained.test_rows} held out"
+    )
+    assert (
+        f"`evaluate`: passes the quality gate on {trained.test_rows} held-out rows" in description
+    )
+    assert description.endswith(f"`promote`: {decision.message}.")
+    registered = client.get_model_version(local.registry.model_name, trained.model_version)
+    assert (registered.description or "").startswith("Made by the `train` stage")
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert tracking.EXPERIMENT_KIND.items() <= experiment.tags.items()
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(registered.source)).read_text()
+    pinned = {f"{name}=={version(name)}" for name in tracking.MODEL_REQUIREMENTS}
+    assert set(requirements.split()) == pinned  # not inferred: no test tools, no guesses
+
+
 def test_missed_threshold_names_both_figures(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:

@@ -34,7 +34,7 @@ class RunningService:
         raise AssertionError("no VmRSS line")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -49,7 +49,7 @@ def serving(bundle: Path, log_dir: Path, **settings: str) -> Iterator[RunningSer
     """
     package = next((PROJECT_ROOT / "src").iterdir()).name
     prefix = package.upper()
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         f"{prefix}_REGISTRY__EXPORT_DIR": str(bundle),

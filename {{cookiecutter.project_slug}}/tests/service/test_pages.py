@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,9 @@ from {{ cookiecutter.package_name }}.validate import (
 )
 
 from .conftest import (
+    PROJECT_ROOT,
     RunningService,
+    free_port,
 )
 
 pytestmark = pytest.mark.slow
@@ -101,3 +106,52 @@ def test_the_validation_report_renders_offline(
     for column in contract.columns:
         assert f"<td>{column.name}</td>" in dom, f"no row for {column.name}"
     assert _colours(screenshot) > 5, "the report looks blank"
+
+
+def test_the_mlflow_ui_opens_on_the_training_runs(
+    browser: str, settings: Settings, tmp_path: Path
+) -> None:
+    """`ui` prints a page that shows the runs table (not the GenAI traces view) with the run."""
+    import mlflow
+
+    from {{ cookiecutter.package_name }} import tracking
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = settings.registry.model_copy(update={"tracking_uri": store})
+    tracking.configure(registry)
+    with mlflow.start_run(run_name="train train.csv 0123abcd (99 rows)"):
+        mlflow.log_metric("cv_score", 0.5)
+    package = next((PROJECT_ROOT / "src").iterdir()).name
+    port = free_port()
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    process = subprocess.Popen(
+        [sys.executable, "-m", package, "ui", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed = process.stdout.readline()
+        assert printed.startswith(f"the runs: http://127.0.0.1:{port}/#/experiments/"), printed
+        page = printed.split()[2]
+        _wait_for(f"http://127.0.0.1:{port}/health", seconds=120)
+        dom = _render(browser, page, tmp_path / "runs.png")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    # The GenAI view (the UI's default) lists traces, not runs: the run's name means the runs table.
+    assert "train train.csv 0123abcd (99 rows)" in dom, "the runs table did not show the run"
+
+
+def _wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback, the test's own
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{url} did not answer in {seconds:.0f} s")
+            time.sleep(0.5)
