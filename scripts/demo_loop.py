@@ -36,6 +36,27 @@ def command(project: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
     return result.stdout
 
 
+def streamed(project: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
+    """`command`, for a long one: each pipeline stage is announced as it starts (progress)."""
+    package = next((project / "src").iterdir()).name
+    with subprocess.Popen(
+        [str(project / ".venv/bin" / package), *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if stage := re.match(r"Running stage '(\w+)'", line):
+                print(f"   ... {stage[1]}", flush=True)
+    if process.returncode not in expect:
+        sys.exit(f"error: {package} {' '.join(args)} exited {process.returncode}\n{''.join(lines)}")
+    return "".join(lines)
+
+
 def verdict(monitor_output: str) -> str:
     """The lines after the per-column table: rows, drift share, alert, report path."""
     lines = monitor_output.splitlines()
@@ -101,7 +122,7 @@ def main(project: Path) -> None:
     labels = "data/simulated/drifted-0.labels.csv"
     print(f"4. retrain on the drifted rows' labels ({labels}); dvc repro, the gate decides:")
     # Exit 1: the retrained model missed a quality threshold, so the champion stays.
-    retrained = command(project, "retrain", "--labels", labels, expect=(0, 1))
+    retrained = streamed(project, "retrain", "--labels", labels, expect=(0, 1))
     print(f"   {retrained.strip().splitlines()[-1]}")
     print(command(project, "models"))
     logs = sorted((project / "logs/predictions").glob("*.jsonl"))
