@@ -63,11 +63,9 @@ def monitored_service(exported_bundle: Path, tmp_path: Path) -> Iterator[Running
     """The service, with a monitoring verdict on its model that raised an alert."""
     version = json.loads((exported_bundle / "metadata.json").read_text())["version"]
     gauges = tmp_path / "drift.prom"
-    gauges.write_text(
-        f"# model_version {version}\n"
-        "# TYPE model_drift_alert gauge\n"
-        f'model_drift_alert{{model_version="{version}"}} 1\n'
-    )
+    # Built without an f-string: the template would read an f-string's doubled braces.
+    sample = 'model_drift_alert{model_version="' + version + '"} 1'
+    gauges.write_text(f"# model_version {version}\n# TYPE model_drift_alert gauge\n{sample}\n")
     with serving(exported_bundle, tmp_path / "log", MONITOR__METRICS_FILE=str(gauges)) as service:
         yield service
 
