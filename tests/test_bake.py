@@ -187,8 +187,9 @@ def test_every_data_file_parses(baked: Path) -> None:
         ".dvc/config": lambda text: configparser.ConfigParser().read_string(text),
         ".secrets.baseline": json.loads,
     }
-    # Workflows and manifests: every document parses (test_delivery validates them further).
-    for path in [*baked.glob(".github/**/*.yml"), *baked.glob("k8s/**/*.yaml")]:
+    # Workflows, manifests, Prometheus files: every document parses (validated further elsewhere).
+    documents = [".github/**/*.yml", "k8s/**/*.yaml", "prometheus/*.yml"]
+    for path in (path for pattern in documents for path in baked.glob(pattern)):
         parsers[str(path.relative_to(baked))] = lambda text: list(yaml.safe_load_all(text))
     data_files = {
         str(path.relative_to(baked))
