@@ -88,6 +88,7 @@ EXPECTED_FILES = {
     "src/{package}/retrain.py",
     "src/{package}/batches.py",
     "src/{package}/rows.py",
+    "src/{package}/search.py",
     "src/{package}/settings.py",
     "src/{package}/simulate.py",
     "src/{package}/tabular.py",

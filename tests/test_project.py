@@ -162,6 +162,16 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
         metrics.write_text(original)
     for stage in ("train", "evaluate", "promote"):
         assert f"{stage}:" in stale, stale
+    # So is the hyperparameter search: asking for trials makes training stale.
+    params = project / "params.yaml"
+    original = params.read_text()
+    assert original.count("    trials: 0\n") == 1
+    params.write_text(original.replace("    trials: 0\n", "    trials: 5\n"))
+    try:
+        searched = uv_run(project, "dvc", "status")
+    finally:
+        params.write_text(original)
+    assert "train:" in searched, searched
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
     check_a_damaged_bundle_is_repaired(project)
     # The default remote is a local folder: data versions push with no account.

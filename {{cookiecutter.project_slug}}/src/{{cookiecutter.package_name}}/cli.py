@@ -15,7 +15,6 @@ import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
 from .processes import die_with_parent_if_asked
-from .tracking import quiet_mlflow
 
 ADHOC_REPORTS = Path("reports/adhoc")
 
@@ -486,5 +485,4 @@ def main() -> None:
     """Console-script entry point."""
     # A stage run by `retrain`'s pipeline stops if that pipeline is killed (see processes.py).
     die_with_parent_if_asked()
-    quiet_mlflow()
     app()

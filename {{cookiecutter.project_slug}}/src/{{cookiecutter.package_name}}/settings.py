@@ -77,11 +77,48 @@ BEHAVIOURAL_FILE = "behavioural.json"
 HyperParameter = bool | int | float | str | None
 
 
+class SearchRange(Section):
+    """One hyperparameter's search range: numbers from low to high, or a list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False  # sample on a log scale (rates, regularisation strengths)
+    integer: bool = False
+    choices: list[HyperParameter] | None = None
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Self:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("give either a non-empty `choices` list or `low` and `high`")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("`low` must be below `high` (or give `choices`)")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs `low` above 0")
+        return self
+
+
+class SearchSettings(Section):
+    """Hyperparameter search with Optuna: off (0 trials) unless asked."""
+
+    trials: int = Field(default=0, ge=0)
+    timeout_seconds: float = Field(default=600, gt=0)
+    space: dict[str, SearchRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_space(self) -> Self:
+        if self.trials and not self.space:
+            raise ValueError("trials asked but `space` names no hyperparameter to search")
+        return self
+
+
 class TrainSettings(Section):
     """The model: an estimator by name, its hyperparameters, and the held-out split."""
 
     estimator: str = Field(min_length=1)
     hyperparameters: dict[str, HyperParameter] = Field(default_factory=dict)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     test_fraction: float = Field(gt=0, lt=1)
     cv_folds: int = Field(ge=2, le=20)
     seed: int

@@ -151,6 +151,7 @@ def _replace_everywhere(connection: sqlite3.Connection, old: str, new: str) -> N
 
 def configure(registry: RegistrySettings) -> str:
     """Point MLflow at the tracking store and experiment; return the tracking URI."""
+    quiet_mlflow()  # before MLflow's first import in this process, which reads it
     uri = tracking_uri(registry)
     check_reachable(uri)
     moved_from = relocate_local_store(uri, registry.experiment)
@@ -240,4 +241,3 @@ def open_ui(registry: RegistrySettings, host: str, port: int) -> None:
     command += ["--workers", "1"]  # one person's browser: MLflow's default 4 take ~1 GB
     # MLflow's own CLI from this environment; exec: Ctrl+C and signals reach the server itself.
     os.execv(sys.executable, [sys.executable, "-m", *command])  # noqa: S606  # nosec B606
-

@@ -9,9 +9,10 @@ import hashlib
 import json
 import subprocess  # asks git for the commit  # nosec B404
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from .rows import evaluation_split
 from .settings import Settings
 from .tabular import read_table
 from .task import Task, load_class
+
+if TYPE_CHECKING:  # search.py imports this module: its result type only, for annotations
+    from .search import SearchResult
 
 SERVING_ARTIFACTS = "serving"
 # The training part's out-of-fold answers (cross-validation), kept with the run.
@@ -153,10 +157,12 @@ def cross_validate(
     target: pd.Series,
     settings: Settings,
     classes: list[str],
+    report: Callable[[int, float], None] | None = None,
 ) -> tuple[np.ndarray[Any, Any], pd.DataFrame]:
     """Primary-metric scores over `cv_folds` folds of the training part, and its answers.
 
     Every row's out-of-fold answer (`comparison.outputs_frame`): what monitoring expects.
+    `report(fold, running mean)` after each fold lets a search stop a poor trial early.
     """
     from sklearn.base import clone
 
@@ -170,6 +176,8 @@ def cross_validate(
         metrics = task.metrics_of(held_target, scored.predicted, scored.scores, classes)
         scores.append(metrics[settings.evaluate.primary_metric])
         answers.append(outputs_frame(held_target, scored, classes))
+        if report is not None:
+            report(len(scores) - 1, float(np.mean(scores)))
     return np.array(scores), pd.concat(answers, ignore_index=True)
 
 
@@ -192,6 +200,9 @@ class Fitted:
     train_rows: pd.DataFrame
     test_rows: pd.DataFrame
     data_md5: str
+    # The hyperparameters fitted with: params.yaml's, with a search's best values over them.
+    hyperparameters: dict[str, Any]
+    search: SearchResult | None = None
 
 
 def fit(settings: Settings, contract: Contract) -> Fitted:
@@ -203,12 +214,30 @@ def fit(settings: Settings, contract: Contract) -> Fitted:
     test_file.parent.mkdir(parents=True, exist_ok=True)
     test_rows.to_csv(test_file, index=False)
     inputs, target = model_inputs(train_rows, contract), train_rows[target_name]
+    searched = None
+    if settings.train.search.trials:
+        from .search import search
+
+        searched = search(settings, contract, inputs, target)
+        hyperparameters = {**settings.train.hyperparameters, **searched.best}
+        train = settings.train.model_copy(update={"hyperparameters": hyperparameters})
+        settings = settings.model_copy(update={"train": train})
     pipeline = configured_pipeline(settings, contract)
     classes = list(contract.target.allowed or [])
     cv_scores, cv_outputs = cross_validate(pipeline, inputs, target, settings, classes)
     pipeline.fit(inputs, target)
     data_md5 = file_md5(settings.data.train_path)
-    return Fitted(pipeline, cv_scores, cv_outputs, train_rows, test_rows, data_md5)
+    hyperparameters = dict(settings.train.hyperparameters)
+    return Fitted(
+        pipeline, cv_scores, cv_outputs, train_rows, test_rows, data_md5, hyperparameters, searched
+    )
+
+
+def _search_params(searched: SearchResult | None) -> dict[str, Any]:
+    """What the search did, for the run's parameters (nothing when it was off)."""
+    if searched is None:
+        return {}
+    return {"search_trials": len(searched.trials), "search_best_trial": searched.best_number}
 
 
 def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
@@ -229,12 +258,13 @@ def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
     mlflow.log_params(
         {
             "estimator": settings.train.estimator,
-            **settings.train.hyperparameters,
+            **fitted.hyperparameters,
             "test_fraction": settings.train.test_fraction,
             "cv_folds": settings.train.cv_folds,
             "seed": settings.train.seed,
             "train_rows": len(fitted.train_rows),
             "test_rows": len(fitted.test_rows),
+            **_search_params(fitted.search),
         }
     )
     mlflow.log_metrics(
@@ -271,7 +301,14 @@ def run_description(settings: Settings, fitted: Fitted) -> str:
     return (
         f"Made by the `train` stage from `{settings.data.train_path}` (md5 `{fitted.data_md5}`): "
         f"{len(fitted.train_rows)} rows trained, {len(fitted.test_rows)} held out for "
-        f"`evaluate`. Estimator `{train.estimator}`, {train.cv_folds}-fold CV "
+        f"`evaluate`. Estimator `{train.estimator}`"
+        + (
+            ""
+            if fitted.search is None
+            else f" with the best of {len(fitted.search.trials)} search trials "
+            f"(trial {fitted.search.best_number})"
+        )
+        + f", {train.cv_folds}-fold CV "
         f"{settings.evaluate.primary_metric} {fitted.cv_scores.mean():.4f} "
         f"± {fitted.cv_scores.std():.4f}; "
         + (
@@ -325,6 +362,12 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
     ):
         mlflow.set_tag(tracking.PROJECT_TAG, tracking.project_id())
         _log_run(settings, contract, fitted)
+        if fitted.search is not None:
+            from .search import log_trials
+
+            project = {tracking.PROJECT_TAG: tracking.project_id()}
+            metric = settings.evaluate.primary_metric
+            log_trials(fitted.search, run.info.run_id, metric, project)
         example = model_inputs(fitted.train_rows.head(3), contract)
         model_info = mlflow.sklearn.log_model(
             pipeline,

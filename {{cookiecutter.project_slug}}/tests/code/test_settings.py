@@ -84,3 +84,28 @@ def test_invalid_yaml(project_dir: Path) -> None:
     (project_dir / "params.yaml").write_text("data: [unclosed\n")
     with pytest.raises(ProjectError, match="not valid YAML"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"x": {"low": 2, "high": 1}}, r"train\.search\.space\.x.*`low` must be below `high`"),
+        ({"x": {"low": 0, "high": 1, "log": True}}, r"space\.x.*log-scale range needs `low`"),
+        ({"x": {"choices": []}}, r"space\.x.*non-empty `choices`"),
+        ({"x": {"choices": [1], "low": 0}}, r"space\.x.*either a non-empty `choices`"),
+        ({}, r"train\.search.*trials asked but `space` names no hyperparameter"),
+    ],
+)
+def test_a_bad_search_space_is_named_before_anything_runs(
+    project_dir: Path, space: dict[str, object], message: str
+) -> None:
+    edit_params(project_dir, "train", "search", {"trials": 3, "space": space})
+    with pytest.raises(ProjectError, match=message):
+        load_settings()
+
+
+def test_the_search_is_off_by_default(project_dir: Path) -> None:
+    """The quick demo trains once; the range in params.yaml is ready for `trials: N`."""
+    search = load_settings().train.search
+    assert search.trials == 0
+    assert search.space

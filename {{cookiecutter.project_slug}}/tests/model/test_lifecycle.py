@@ -254,6 +254,67 @@ def test_runs_say_which_stage_and_data_made_them(
     assert set(requirements.split()) == pinned  # not inferred: no test tools, no guesses
 
 
+def with_search(settings: Settings, search: dict[str, object]) -> Settings:
+    """The settings with `train.search` replaced, validated as params.yaml would be."""
+    values = settings.model_dump()
+    values["train"]["search"] = search
+    return type(settings).model_validate(values)
+
+
+def test_a_search_nests_its_trials_and_registers_the_best(
+    workspace: Path, settings: Settings, contract: Contract
+) -> None:
+    """Trials as nested runs under the training run; the registered model is the best trial's."""
+    import mlflow
+
+    from {{ cookiecutter.package_name }}.search import (
+        PARENT_TAG,
+    )
+
+    base = configured(settings)
+    # Two values of the first searched name: small, quick and enough to tell trials apart.
+    name, space = next(iter(base.train.search.space.items()))
+    choices = (
+        space.choices[:2]
+        if space.choices
+        else [space.low, space.high]
+        if not space.integer
+        else [int(space.low or 0), int(space.high or 1)]
+    )
+    search = {"trials": 4, "space": {name: {"choices": choices}}}
+    searching = with_search(base, search)
+    run_prepare(searching, contract)
+    publish_split(searching)
+    trained = run_train(searching, contract)
+    client = mlflow.MlflowClient()
+    parent = client.get_run(trained.run_id)
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{trained.run_id}'"
+    )
+    assert len(trials) == 4
+    finished = [run for run in trials if run.info.status == "FINISHED"]
+    metric = f"cv_{searching.evaluate.primary_metric}_mean"
+    higher = searching.task.higher_is_better(searching.evaluate.primary_metric)
+    best_score = (max if higher else min)(run.data.metrics[metric] for run in finished)
+    assert parent.data.params["search_trials"] == "4"
+    [best] = [
+        run
+        for run in finished
+        if run.info.run_name == f"search trial {parent.data.params['search_best_trial']} (complete)"
+    ]
+    assert best.data.metrics[metric] == best_score
+    assert parent.data.params[name] == best.data.params[name]  # the final fit used its value
+    registered = client.get_model_version(searching.registry.model_name, trained.model_version)
+    assert registered.run_id == trained.run_id
+
+    # A name the estimator does not take is refused before any trial or run.
+    before = len(client.search_runs([parent.info.experiment_id]))
+    bad = with_search(base, search | {"space": {"not_a_parameter": {"low": 1, "high": 2}}})
+    with pytest.raises(ProjectError, match=r"train\.search\.space: not_a_parameter not accepted"):
+        run_train(bad, contract)
+    assert len(client.search_runs([parent.info.experiment_id])) == before
+
+
 def test_missed_threshold_names_both_figures(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:
