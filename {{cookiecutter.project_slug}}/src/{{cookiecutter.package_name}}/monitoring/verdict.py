@@ -32,6 +32,7 @@ from .checks import (
     DriftReport,
     PerformanceCheck,
     check_performance,
+    distinct_rows,
     drift_report,
     quality_report,
     threshold_factor,
@@ -218,12 +219,13 @@ def examine(
     return replace(findings, alerts=alerts_for(findings, settings.monitor))
 
 
-def _small_window(rows: int, monitor: MonitorSettings) -> list[str]:
-    factor = threshold_factor(rows, monitor.threshold_rows)
+def _small_window(rows: int, distinct: int, monitor: MonitorSettings) -> list[str]:
+    factor = threshold_factor(distinct, monitor.threshold_rows)
     if factor == 1.0:
         return []
+    counted = f"{rows} rows" if distinct == rows else f"{rows} rows but {distinct} distinct"
     return [
-        f"{rows} rows, fewer than monitor.threshold_rows ({monitor.threshold_rows}): drift "
+        f"{counted}, fewer than monitor.threshold_rows ({monitor.threshold_rows}): drift "
         f"thresholds raised x{factor:.2f}, as small samples are noisier"
     ]
 
@@ -258,7 +260,7 @@ def run_monitor(
     reason = unjudged(window, settings)
     notes = [
         *window.notes,
-        *_small_window(len(window.frame), monitor),
+        *_small_window(len(window.frame), distinct_rows(window.frame, contract), monitor),
         *([reason] if reason else []),
     ]
     report_dir, claim_error = _claim_report_dir(monitor.report_dir, now)
