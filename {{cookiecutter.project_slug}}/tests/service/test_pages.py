@@ -108,22 +108,30 @@ def test_the_validation_report_renders_offline(
     assert _colours(screenshot) > 5, "the report looks blank"
 
 
-def test_the_mlflow_ui_opens_on_the_training_runs(
-    browser: str, settings: Settings, tmp_path: Path
-) -> None:
+RUN_NAME = "train train.csv 0123abcd (99 rows)"
+
+
+def test_the_mlflow_ui_opens_on_the_training_runs(browser: str, tmp_path: Path) -> None:
     """`ui` prints a page that shows the runs table (not the GenAI traces view) with the run."""
-    import mlflow
-
-    from {{ cookiecutter.package_name }} import tracking
-
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    registry = settings.registry.model_copy(update={"tracking_uri": store})
-    tracking.configure(registry)
-    with mlflow.start_run(run_name="train train.csv 0123abcd (99 rows)"):
-        mlflow.log_metric("cv_score", 0.5)
     package = next((PROJECT_ROOT / "src").iterdir()).name
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Both processes see only this store: no MLflow state of earlier tests in this process
+    # (an active experiment, its id in the environment) reaches them.
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")},
+        "MLFLOW_TRACKING_URI": store,
+    }
+    seed = (
+        "import mlflow\n"
+        f"from {package} import settings, tracking\n"
+        "tracking.configure(settings.load_settings().registry)\n"
+        f"with mlflow.start_run(run_name={RUN_NAME!r}):\n"
+        "    mlflow.log_metric('cv_score', 0.5)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", seed], cwd=PROJECT_ROOT, env=environment, check=True, timeout=300
+    )
     port = free_port()
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": store}
     process = subprocess.Popen(
         [sys.executable, "-m", package, "ui", "--port", str(port)],
         cwd=PROJECT_ROOT,
@@ -141,13 +149,13 @@ def test_the_mlflow_ui_opens_on_the_training_runs(
         # render's time budget, so up to three renders, each with a longer one.
         for attempt in range(3):
             dom = _render(browser, page, tmp_path / "runs.png", budget_ms=30000 * (attempt + 1))
-            if "train train.csv 0123abcd (99 rows)" in dom:
+            if RUN_NAME in dom:
                 break
     finally:
         process.terminate()
         process.wait(timeout=30)
     # The GenAI view (the UI's default) lists traces, not runs: the run's name means the runs table.
-    assert "train train.csv 0123abcd (99 rows)" in dom, "the runs table did not show the run"
+    assert RUN_NAME in dom, "the runs table did not show the run"
 
 
 def _wait_for(url: str, seconds: float) -> None:
