@@ -1,10 +1,13 @@
 """Child processes that stop with the command that started them.
 
-`retrain` runs `dvc repro`, which runs this project's stage commands. Stopping `retrain` (Ctrl-C,
-SIGTERM, or even SIGKILL) must stop all of them: a pipeline left running promoted a new champion
-minutes later with nobody watching. The pipeline runs in its own process group, which a caught
-signal stops as a whole; and each process in the chain asks the kernel for SIGTERM when its
-parent dies (Linux's parent-death signal), which covers a SIGKILL nobody can catch.
+`retrain` runs `dvc repro`, which runs this project's stage commands through `/bin/sh`. Stopping
+`retrain` (Ctrl-C, SIGTERM, or even SIGKILL) must stop all of them: a pipeline left running
+promoted a new champion minutes later with nobody watching. The pipeline runs in its own process
+group under a small supervisor (`supervise`, this module run with `-m`). A signal `retrain`
+catches stops the group as a whole. A SIGKILL nobody can catch reaches the supervisor as its
+parent-death signal (Linux), and the supervisor stops the group: the shell dvc puts between
+itself and a stage would otherwise keep that stage running (a parent-death signal only follows
+the direct parent, and the shell outlives dvc).
 """
 
 from __future__ import annotations
@@ -72,15 +75,49 @@ def _wait(process: subprocess.Popen[bytes], what: str) -> int:
 
 
 def run_as_group(command: Sequence[str], env: dict[str, str], what: str) -> int:
-    """Run `command` in its own process group and wait for its exit code.
+    """Run `command` in its own process group, under `supervise`, and wait for its exit code.
 
     SIGINT or SIGTERM here stop the whole group (then `StoppedError`); if this process is killed
-    outright, the kernel signals the child, and each of this project's commands in the chain.
+    outright, the kernel signals the supervisor, which stops the whole group.
     """
+    supervisor = [sys.executable, "-m", __name__, str(os.getpid()), *command]
     process = subprocess.Popen(  # noqa: S603 - the project's own pipeline  # nosec B603
-        list(command),
+        supervisor,
         env={**env, DIE_WITH_PARENT: "1"},
         start_new_session=True,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded here; prctl only
     )
     return _wait(process, what)
+
+
+def supervise(parent: int, command: Sequence[str]) -> int:
+    """Run `command` in this process group; a SIGTERM or SIGINT (the parent-death signal among
+    them) stops the whole group: SIGTERM, then SIGKILL after STOP_GRACE_S."""
+    stopped: list[float] = []
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        del signum
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)  # the group's signal reaches this process too
+        stopped.append(time.monotonic())
+        os.killpg(0, signal.SIGTERM)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
+    # The parent-death signal was armed before this program started: if the parent is already
+    # gone, it died before the signal could follow it.
+    if os.getppid() != parent:
+        return 128 + signal.SIGTERM
+    child = subprocess.Popen(list(command))  # noqa: S603 - the project's own pipeline  # nosec B603
+    while True:
+        try:
+            code = child.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            if stopped and time.monotonic() - stopped[0] > STOP_GRACE_S:
+                os.killpg(0, signal.SIGKILL)
+    return 128 + signal.SIGTERM if stopped else code
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(int(sys.argv[1]), sys.argv[2:]))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-# The chain `retrain` starts: itself -> dvc (not ours) -> a stage command (this project's CLI).
+# The chain `retrain` starts: itself -> dvc (not ours) -> /bin/sh -> a stage command (this
+# project's CLI). The shell matters: it outlives dvc, so a stage's parent-death signal never fires.
 DRIVER = """
 import os, sys
 from {{ cookiecutter.package_name }}.processes import run_as_group
@@ -19,8 +20,10 @@ middle = [sys.executable, sys.argv[1], sys.argv[2], sys.argv[3]]
 run_as_group(middle, dict(os.environ), "the test pipeline")
 """
 MIDDLE = """
-import subprocess, sys
-subprocess.run([sys.executable, sys.argv[1], sys.argv[2]])
+import shlex, subprocess, sys
+# Like dvc: the stage through a shell; `; exit` keeps the shell from exec-ing the stage.
+stage = shlex.join([sys.executable, sys.argv[1], sys.argv[2]])
+subprocess.run(stage + "; exit $?", shell=True)
 """
 LEAF = """
 import os, sys, time
