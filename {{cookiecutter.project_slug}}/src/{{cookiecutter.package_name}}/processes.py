@@ -91,8 +91,11 @@ def run_as_group(command: Sequence[str], env: dict[str, str], what: str) -> int:
 
 
 def supervise(parent: int, command: Sequence[str]) -> int:
-    """Run `command` in this process group; a SIGTERM or SIGINT (the parent-death signal among
-    them) stops the whole group: SIGTERM, then SIGKILL after STOP_GRACE_S."""
+    """Run `command` in this process group; its exit code, or 143 once stopped.
+
+    A SIGTERM or SIGINT (the parent-death signal among them) stops the whole group: SIGTERM,
+    then SIGKILL after STOP_GRACE_S.
+    """
     stopped: list[float] = []
 
     def stop(signum: int, _: FrameType | None) -> None:
