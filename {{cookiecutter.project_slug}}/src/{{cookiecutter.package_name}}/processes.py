@@ -45,31 +45,37 @@ def die_with_parent_if_asked() -> None:
         die_with_parent()
 
 
+def _reap(process: subprocess.Popen[bytes], group: int, stopped_at: list[float]) -> int:
+    """Wait for `process`; once a stop began (`stopped_at`), SIGKILL `group` after STOP_GRACE_S."""
+    while True:
+        try:
+            return process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            if stopped_at and time.monotonic() - stopped_at[0] > STOP_GRACE_S:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+
+
 def _wait(process: subprocess.Popen[bytes], what: str) -> int:
     """Wait for `process`; a SIGINT or SIGTERM meanwhile stops its whole group, then raises."""
-    stopped: list[tuple[int, float]] = []
+    signals: list[int] = []
+    stopped_at: list[float] = []
 
     def stop(signum: int, _: FrameType | None) -> None:
         # Only signal here: waiting inside a handler would re-enter the wait it interrupted.
-        stopped.append((signum, time.monotonic()))
+        signals.append(signum)
+        stopped_at.append(time.monotonic())
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            try:
-                code = process.wait(timeout=1)
-                break
-            except subprocess.TimeoutExpired:
-                if stopped and time.monotonic() - stopped[0][1] > STOP_GRACE_S:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
+        code = _reap(process, process.pid, stopped_at)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    if stopped:
-        name = signal.Signals(stopped[0][0]).name
+    if signals:
+        name = signal.Signals(signals[0]).name
         raise StoppedError(f"stopped by {name}; {what} was stopped too")
     return code
 
@@ -112,13 +118,7 @@ def supervise(parent: int, command: Sequence[str]) -> int:
     if os.getppid() != parent:
         return 128 + signal.SIGTERM
     child = subprocess.Popen(list(command))  # noqa: S603 - the project's own pipeline  # nosec B603
-    while True:
-        try:
-            code = child.wait(timeout=1)
-            break
-        except subprocess.TimeoutExpired:
-            if stopped and time.monotonic() - stopped[0] > STOP_GRACE_S:
-                os.killpg(0, signal.SIGKILL)
+    code = _reap(child, 0, stopped)  # group 0: this process's own
     return 128 + signal.SIGTERM if stopped else code
 
 
