@@ -14,7 +14,6 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
-from .processes import die_with_parent_if_asked
 
 ADHOC_REPORTS = Path("reports/adhoc")
 
@@ -483,6 +482,4 @@ def batches_delete(batch: BatchId) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    # A stage run by `retrain`'s pipeline stops if that pipeline is killed (see processes.py).
-    die_with_parent_if_asked()
     app()

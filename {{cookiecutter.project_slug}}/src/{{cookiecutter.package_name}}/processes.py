@@ -24,9 +24,6 @@ from types import FrameType
 
 from .errors import StoppedError
 
-# Set for the pipeline's processes: each of this project's commands started under it asks to
-# die with its parent (see `main` in cli.py).
-DIE_WITH_PARENT = "MLOPS_DIE_WITH_PARENT"
 _PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 30
 
@@ -37,12 +34,6 @@ def die_with_parent() -> None:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def die_with_parent_if_asked() -> None:
-    """`die_with_parent` when started by `run_as_group` (the variable is inherited)."""
-    if os.environ.get(DIE_WITH_PARENT) == "1":
-        die_with_parent()
 
 
 def _reap(process: subprocess.Popen[bytes], group: int, stopped_at: list[float]) -> int:
@@ -89,7 +80,7 @@ def run_as_group(command: Sequence[str], env: dict[str, str], what: str) -> int:
     supervisor = [sys.executable, "-m", __name__, str(os.getpid()), *command]
     process = subprocess.Popen(  # noqa: S603 - the project's own pipeline  # nosec B603
         supervisor,
-        env={**env, DIE_WITH_PARENT: "1"},
+        env=env,
         start_new_session=True,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded here; prctl only
     )

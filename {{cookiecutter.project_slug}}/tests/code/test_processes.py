@@ -27,8 +27,6 @@ subprocess.run(stage + "; exit $?", shell=True)
 """
 LEAF = """
 import os, sys, time
-from {{ cookiecutter.package_name }}.processes import die_with_parent_if_asked
-die_with_parent_if_asked()
 with open(sys.argv[1], "w") as out:
     out.write(str(os.getpid()))
 time.sleep(120)
