@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,15 +100,17 @@ def paired_bootstrap(
     def on_all(scored: Scored) -> float:
         return task.metrics_of(truth, scored.predicted, scored.scores, classes, only=metric)[metric]
 
-    def metric_on(scored: Scored, rows: Array) -> float:
-        return _metric_on(task, metric, truth, scored, rows, classes)
+    def on_resamples(scored: Scored, weights: Array) -> Array:
+        return task.resampled(metric, truth, scored.predicted, scored.scores, classes, weights)
 
     on_champion, on_challenger = on_all(champion), on_all(challenger)
     rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(truth), size=len(truth))
-        gains.append(sign * (metric_on(challenger, rows) - metric_on(champion, rows)))
+    gains = np.concatenate(
+        [
+            sign * (on_resamples(challenger, weights) - on_resamples(champion, weights))
+            for weights in _draws(rng, len(truth), resamples)
+        ]
+    )
     low, high = _interval(gains, resamples, confidence)
     return PairedComparison(
         metric=metric,
@@ -164,38 +166,45 @@ def drop_interval(
     the noise of both figures, the window's and the evaluation's.
     """
     rng = np.random.default_rng(seed)
-    drops = []
-    for _ in range(resamples):
-        figures = [
-            _metric_on(
-                task, metric, truth, scored, rng.integers(0, len(truth), len(truth)), classes
-            )
-            for truth, scored in (reference, current)
+    (ref_truth, ref_scored), (cur_truth, cur_scored) = reference, current
+    drops: list[float] = []
+    # One generator, chunks drawn alternately: the same seed gives the same interval.
+    for ref_weights, cur_weights in zip(
+        _draws(rng, len(ref_truth), resamples), _draws(rng, len(cur_truth), resamples), strict=True
+    ):
+        before = task.resampled(
+            metric, ref_truth, ref_scored.predicted, ref_scored.scores, classes, ref_weights
+        )
+        after = task.resampled(
+            metric, cur_truth, cur_scored.predicted, cur_scored.scores, classes, cur_weights
+        )
+        drops += [
+            task.relative_drop(metric, now, then) for now, then in zip(after, before, strict=True)
         ]
-        drops.append(task.relative_drop(metric, figures[1], figures[0]))
-    return _interval(drops, resamples, confidence)
+    return _interval(np.asarray(drops), resamples, confidence)
 
 
-def _metric_on(
-    task: Task, metric: str, truth: pd.Series, scored: Scored, rows: Array, classes: Sequence[str]
-) -> float:
-    """`metric` on `rows` (positions) of the answers, or NaN where it cannot be computed.
+# Resamples weighed at once: a chunk holds CHUNK x rows draw counts in memory.
+CHUNK = 100
 
-    E.g. ROC AUC on a resample holding one class.
+
+def _draws(rng: np.random.Generator, rows: int, resamples: int) -> Iterator[Array]:
+    """Bootstrap resamples of `rows` rows as draw counts, one resample per row, a chunk at a time.
+
+    Scoring with the counts as weights is scoring the drawn rows (see metrics.py).
     """
-    predicted, scores = scored.take(rows)
-    try:
-        return task.metrics_of(truth.iloc[rows], predicted, scores, classes, only=metric)[metric]
-    except ValueError:
-        return math.nan
+    for start in range(0, resamples, CHUNK):
+        count = min(CHUNK, resamples - start)
+        drawn = rng.integers(0, rows, size=(count, rows)) + rows * np.arange(count)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=count * rows).reshape(count, rows).astype(float)
 
 
-def _interval(values: list[float], resamples: int, confidence: float) -> tuple[float, float]:
+def _interval(values: Array, resamples: int, confidence: float) -> tuple[float, float]:
     """The two-sided `confidence` percentile interval of the finite resampled `values`.
 
     NaN when too few resamples gave one.
     """
-    valid = np.array([value for value in values if math.isfinite(value)])
+    valid = values[np.isfinite(values)]
     if len(valid) < MIN_VALID_SHARE * resamples:
         return math.nan, math.nan
     tail = (1 - confidence) / 2

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .metrics import BINARY, classification_metrics, regression_metrics
+from .metrics import (
+    BINARY,
+    Weights,
+    classification_metrics,
+    regression_metrics,
+    resampled_classification_metric,
+    resampled_regression_metric,
+)
 from .monitoring.records import PREDICTION, PROBABILITIES
 
 if TYPE_CHECKING:
@@ -124,6 +131,18 @@ class Task(ABC):
         """Every metric of the task (or `only` one), from true values, predictions, scores."""
 
     @abstractmethod
+    def resampled(
+        self,
+        metric: str,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        weights: Weights,
+    ) -> Array:
+        """`metric` on each bootstrap resample (a row of draw counts); NaN where undefined."""
+
+    @abstractmethod
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         """The model's answers for `inputs`, in order."""
 
@@ -227,6 +246,19 @@ class Classification(Task):
         if scores is None:
             raise ValueError("classification metrics need class probabilities")
         return classification_metrics(target, predicted, scores, classes, only)
+
+    def resampled(
+        self,
+        metric: str,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        weights: Weights,
+    ) -> Array:
+        if scores is None:
+            raise ValueError("classification metrics need class probabilities")
+        return resampled_classification_metric(metric, target, predicted, scores, classes, weights)
 
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         probabilities = pipeline.predict_proba(inputs)
@@ -361,6 +393,17 @@ class Regression(Task):
         only: str | None = None,
     ) -> dict[str, float]:
         return regression_metrics(target, np.asarray(predicted, dtype=float), only)
+
+    def resampled(
+        self,
+        metric: str,
+        target: pd.Series,
+        predicted: Array,
+        scores: Array | None,
+        classes: Sequence[str],
+        weights: Weights,
+    ) -> Array:
+        return resampled_regression_metric(metric, target, predicted, weights)
 
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         return [Prediction(float(value)) for value in pipeline.predict(inputs)]
