@@ -120,6 +120,7 @@ EXPECTED_FILES = {
     "tests/code/test_pipeline.py",
     "tests/code/test_prepare.py",
     "tests/code/test_processes.py",
+    "tests/code/test_metrics.py",
     "tests/code/test_profile.py",
     "tests/code/test_batches.py",
     "tests/code/test_rows.py",
