@@ -63,9 +63,11 @@ def test_project_tests_pass(project: Path) -> None:
     # The whole suite, slow tier included, beside another project's on 2 cores: ~10-15 min.
     command = [uv_executable(), "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]
     output = run(command, project, timeout=1800)
-    assert " passed" in output
-    assert "failed" not in output
-    assert "skipped" not in output
+    # Judged by pytest's summary counts, not words: test names ("..._closed_as_failed_...") show
+    # up in the output whenever PYTEST_ADDOPTS asks for --durations.
+    summaries = re.findall(r"^.*\b\d+ passed\b.* in [\d.]+s.*$", output, re.MULTILINE)
+    assert summaries, output[-3000:]
+    assert not re.search(r"\b\d+ (failed|skipped|errors?|xfailed|xpassed)\b", summaries[-1])
 
 
 def test_security_checks_pass_and_catch_planted_problems(project: Path) -> None:
