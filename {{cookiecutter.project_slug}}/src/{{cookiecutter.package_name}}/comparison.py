@@ -30,10 +30,6 @@ class Scored:
     predicted: Array
     scores: Array | None
 
-    def take(self, rows: Array) -> tuple[Array, Array | None]:
-        """The answers for `rows` (positions), in that order."""
-        return self.predicted[rows], None if self.scores is None else self.scores[rows]
-
 
 def score_rows(task: Task, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Scored:
     """What `model` answers on `inputs`, kept for scoring any subset of the rows."""
@@ -100,14 +96,15 @@ def paired_bootstrap(
     def on_all(scored: Scored) -> float:
         return task.metrics_of(truth, scored.predicted, scored.scores, classes, only=metric)[metric]
 
-    def on_resamples(scored: Scored, weights: Array) -> Array:
-        return task.resampled(metric, truth, scored.predicted, scored.scores, classes, weights)
-
     on_champion, on_challenger = on_all(champion), on_all(challenger)
     rng = np.random.default_rng(seed)
     gains = np.concatenate(
         [
-            sign * (on_resamples(challenger, weights) - on_resamples(champion, weights))
+            sign
+            * (
+                _resampled(task, metric, truth, challenger, classes, weights)
+                - _resampled(task, metric, truth, champion, classes, weights)
+            )
             for weights in _draws(rng, len(truth), resamples)
         ]
     )
@@ -172,12 +169,8 @@ def drop_interval(
     for ref_weights, cur_weights in zip(
         _draws(rng, len(ref_truth), resamples), _draws(rng, len(cur_truth), resamples), strict=True
     ):
-        before = task.resampled(
-            metric, ref_truth, ref_scored.predicted, ref_scored.scores, classes, ref_weights
-        )
-        after = task.resampled(
-            metric, cur_truth, cur_scored.predicted, cur_scored.scores, classes, cur_weights
-        )
+        before = _resampled(task, metric, ref_truth, ref_scored, classes, ref_weights)
+        after = _resampled(task, metric, cur_truth, cur_scored, classes, cur_weights)
         drops += [
             task.relative_drop(metric, now, then) for now, then in zip(after, before, strict=True)
         ]
@@ -197,6 +190,18 @@ def _draws(rng: np.random.Generator, rows: int, resamples: int) -> Iterator[Arra
         count = min(CHUNK, resamples - start)
         drawn = rng.integers(0, rows, size=(count, rows)) + rows * np.arange(count)[:, None]
         yield np.bincount(drawn.ravel(), minlength=count * rows).reshape(count, rows).astype(float)
+
+
+def _resampled(
+    task: Task,
+    metric: str,
+    truth: pd.Series,
+    scored: Scored,
+    classes: Sequence[str],
+    weights: Array,
+) -> Array:
+    """`metric` of the answers on each resample (a row of `weights`); NaN where undefined."""
+    return task.resampled(metric, truth, scored.predicted, scored.scores, classes, weights)
 
 
 def _interval(values: Array, resamples: int, confidence: float) -> tuple[float, float]:
