@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
 
+if TYPE_CHECKING:  # pandas behind score.py: imported by the command, not by --help
+    from .score import ScoreJob, ScoreResult
+
 ADHOC_REPORTS = Path("reports/adhoc")
+# In a log (not a terminal), `score` prints its progress at most this often.
+PROGRESS_SECONDS = 10
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -277,6 +282,121 @@ def ui(
     from .tracking import open_ui
 
     open_ui(load_settings().registry, host, port)
+
+
+def _score_paths(
+    source: Path, output: Path | None, rejects: Path | None, shard: tuple[int, int]
+) -> tuple[Path, Path]:
+    """The output and reject files (default: reports/score/NAME.predictions.csv, .rejects.csv).
+
+    A shard of several adds -INDEX-of-COUNT to both names, so a Job's pods never collide.
+    """
+    output = output or Path("reports/score") / f"{source.stem}.predictions.csv"
+    rejects = rejects or output.with_name(f"{source.stem}.rejects.csv")
+    if shard[1] == 1:
+        return output, rejects
+    mark = f"-{shard[0]}-of-{shard[1]}"
+    return (
+        output.with_name(f"{output.stem}{mark}{output.suffix}"),
+        rejects.with_name(f"{rejects.stem}{mark}{rejects.suffix}"),
+    )
+
+
+def _progress_printer() -> Callable[[int, int, int], None]:
+    """Progress on stderr: one updating line on a terminal, a line every 10 s in a log."""
+    import sys
+    import time
+
+    terminal = sys.stderr.isatty()
+    last = [time.monotonic()]
+
+    def show(rows: int, scored: int, rejected: int) -> None:
+        line = f"{rows:,} rows read: {scored:,} scored, {rejected:,} rejected"
+        if terminal:
+            typer.echo(f"\r{line}", err=True, nl=False)
+        elif time.monotonic() - last[0] >= PROGRESS_SECONDS:
+            last[0] = time.monotonic()
+            typer.echo(line, err=True)
+
+    return show
+
+
+def _print_scored(result: ScoreResult, job: ScoreJob) -> None:
+    rate = result.rows / max(result.seconds, 1e-9) * 60
+    typer.echo(
+        f"\rscored {result.scored:,} of {result.rows:,} rows with v{result.model_version} in "
+        f"{result.seconds:.1f} s ({rate:,.0f} rows/min) -> {job.output}; "
+        f"{result.rejected:,} rejected -> {job.rejects}"
+    )
+    if result.log_file is not None:
+        typer.echo(
+            f"logged {result.logged:,} of them for monitoring -> {result.log_file} "
+            f"(prediction_id {result.prediction_id})"
+        )
+
+
+@app.command()
+@reports_errors
+def score(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file of records to score.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Predictions (.csv or .parquet; default reports/score/NAME.predictions.csv).",
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Rows that break the contract, with the reason (CSV; default beside)."),
+    ] = None,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Copy this input column (an id) to the output.")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 100_000,
+    log_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Scored rows sampled into the prediction log for monitor (default: "
+            "monitor.window_rows; 0: none)."
+        ),
+    ] = None,
+    shard_index: Annotated[
+        int, typer.Option(envvar="JOB_COMPLETION_INDEX", help="This shard (an Indexed Job's).")
+    ] = 0,
+    shards: Annotated[
+        int, typer.Option(help="Split the rows over this many shards (names get -INDEX-of-N).")
+    ] = 1,
+    force: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+) -> None:
+    """Score a file with the champion in bounded memory; rows that break the contract go to rejects.
+
+    Checks rows with the API's rules, logs a sample for `monitor`; see score.py.
+    """
+    from .bundle import ModelNotReadyError, load_champion
+    from .score import ScoreJob, Shard, run_score
+    from .settings import load_settings
+
+    settings = load_settings()
+    try:
+        champion = load_champion(settings.registry.export_dir, settings.task)
+    except ModelNotReadyError as error:
+        raise ProjectError(f"no champion to score with: {error}") from None
+    output, rejects = _score_paths(data, output, rejects, (shard_index, shards))
+    job = ScoreJob(
+        source=data,
+        output=output,
+        rejects=rejects,
+        log_dir=settings.serve.prediction_log_dir,
+        log_rows=settings.monitor.window_rows if log_rows is None else log_rows,
+        chunk_rows=chunk_rows,
+        shard=Shard(shard_index, shards),
+        keep=tuple(keep or ()),
+        seed=settings.monitor.seed,
+        force=force,
+    )
+    _print_scored(run_score(job, champion, _progress_printer()), job)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from .errors import ProjectError
 
 _SNIFF_BYTES = 8192
 _CHUNK_ROWS = 100_000
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 class DataFileError(ProjectError):
@@ -139,6 +140,48 @@ def read_table_sample(
     # Chunks infer types separately; concatenated, they widen as one read would (int with
     # float is float, anything with text is object), and the contract types them as usual.
     return _typed(kept.sort_index(), path, contract), total
+
+
+def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV or Parquet file in chunks of at most `chunk_rows` rows, indexed by row from 0.
+
+    Categories are read as text (code 3 stays "3", as in the contract); other columns as the
+    reader infers them, so a clean numeric column costs no per-value Python work.
+    """
+    text = {column.name: str for column in contract.features if not column.is_numeric}
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        yield from _parquet_chunks(path, chunk_rows)
+        return
+    _check_is_text(path)
+    with (
+        _csv_errors_named(path),
+        pd.read_csv(
+            path, encoding="utf-8", dtype=text, low_memory=False, chunksize=chunk_rows
+        ) as chunks,
+    ):
+        yield from chunks
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq  # optional: the serving image has no pyarrow
+    except ImportError:
+        raise DataFileError(
+            f"{path}: reading Parquet needs pyarrow, which this environment lacks; "
+            "fix: `uv sync` (the pipeline group has it), or convert the file to CSV"
+        ) from None
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises its own ArrowInvalid and OSError subclasses
+        raise DataFileError(f"{path}: not a readable Parquet file ({error})") from None
+    start = 0
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
 
 
 def _typed(frame: pd.DataFrame, path: Path, contract: Contract) -> pd.DataFrame:

@@ -42,6 +42,31 @@ class Prediction:
     probabilities: dict[str, float] | None = None
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A batch's answers as arrays: what batch scoring writes without a Python object per row."""
+
+    values: Array
+    # One column per class of `classes`, or None for a task without class probabilities.
+    probabilities: Array | None = None
+    classes: tuple[str, ...] = ()
+
+    def take(self, rows: Array) -> Predictions:
+        """The answers of `rows` (positions), in that order."""
+        probabilities = None if self.probabilities is None else self.probabilities[rows]
+        return Predictions(self.values[rows], probabilities, self.classes)
+
+    def items(self) -> list[Prediction]:
+        """One `Prediction` per row, in order (what the service answers with)."""
+        if self.probabilities is None:
+            return [Prediction(float(value)) for value in self.values.tolist()]
+        classes = self.classes
+        return [
+            Prediction(label, dict(zip(classes, row, strict=True)))
+            for label, row in zip(self.values.tolist(), self.probabilities.tolist(), strict=True)
+        ]
+
+
 def load_class(name: str) -> Any:
     """The class a "module:Class" name points to, imported when asked for (keeps imports lazy)."""
     module, _, class_name = name.partition(":")
@@ -143,8 +168,12 @@ class Task(ABC):
         """`metric` on each bootstrap resample (a row of draw counts); NaN where undefined."""
 
     @abstractmethod
+    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+        """The model's answers for `inputs`, in order, as arrays."""
+
     def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
         """The model's answers for `inputs`, in order."""
+        return self.predict_arrays(pipeline, inputs).items()
 
     @abstractmethod
     def answer(self, prediction: Prediction) -> dict[str, Any]:
@@ -260,13 +289,12 @@ class Classification(Task):
             raise ValueError("classification metrics need class probabilities")
         return resampled_classification_metric(metric, target, predicted, scores, classes, weights)
 
-    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
-        probabilities = pipeline.predict_proba(inputs)
-        classes = [str(label) for label in pipeline.classes_]
-        return [
-            Prediction(classes[int(row.argmax())], dict(zip(classes, row.tolist(), strict=True)))
-            for row in probabilities
-        ]
+    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+        probabilities = np.asarray(pipeline.predict_proba(inputs), dtype=float)
+        classes = tuple(str(label) for label in pipeline.classes_)
+        # The most probable class (the first on a tie), as predict_proba's argmax always gave.
+        values = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        return Predictions(values, probabilities, classes)
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
         return {PREDICTION: prediction.value, PROBABILITIES: prediction.probabilities}
@@ -405,8 +433,8 @@ class Regression(Task):
     ) -> Array:
         return resampled_regression_metric(metric, target, predicted, weights)
 
-    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
-        return [Prediction(float(value)) for value in pipeline.predict(inputs)]
+    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+        return Predictions(np.asarray(pipeline.predict(inputs), dtype=float))
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
         return {PREDICTION: prediction.value}

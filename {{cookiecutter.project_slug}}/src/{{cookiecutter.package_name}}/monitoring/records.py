@@ -23,9 +23,13 @@ PROBABILITIES = "probabilities"
 LOG_PATTERN = "predictions-*.jsonl"
 
 
-def log_file_name(moment: datetime) -> str:
-    """A log file begun at `moment`: named by UTC date and time, so name order is time order."""
-    return f"predictions-{moment:%Y-%m-%dT%H%M%S}.jsonl"
+def log_file_name(moment: datetime, writer: str = "") -> str:
+    """A log file begun at `moment`: named by UTC date and time, so name order is time order.
+
+    A `writer` other than the service (a batch scoring run) adds its name, so two writers never
+    share a file.
+    """
+    return f"predictions-{moment:%Y-%m-%dT%H%M%S}{'-' + writer if writer else ''}.jsonl"
 
 
 def prediction_record(

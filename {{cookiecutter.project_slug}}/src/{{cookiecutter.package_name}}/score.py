@@ -1,0 +1,317 @@
+"""Batch scoring: a CSV or Parquet file in, the champion's predictions out, in bounded memory.
+
+The file is read in chunks. Each row is checked against the contract with the API's rules
+(`row_checks`); conforming rows are scored by the champion bundle through `Champion`, the
+service's own code, and the others go to a reject file with the reason, never dropped
+silently. A seeded uniform sample of the scored rows (at most `monitor.window_rows`, the rows
+`monitor` reads) goes to the prediction log, so monitoring and labelling work as for served
+traffic. Outputs are written beside their final name and renamed when complete: a failed run
+leaves no half file. Imports neither MLflow nor Great Expectations: the serving image runs it.
+
+Sharding (Kubernetes Indexed Jobs): shard i of n scores the rows whose number is i modulo n,
+so n pods split one file without coordinating, and their outputs together cover every row once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .bundle import Champion
+from .errors import ProjectError
+from .monitoring.records import (
+    MODEL_VERSION,
+    PREDICTION,
+    PREDICTION_ID,
+    ROW,
+    log_file_name,
+    prediction_record,
+)
+from .row_checks import checked_rows
+from .tabular import PARQUET_SUFFIXES, read_table_chunks
+from .task import Predictions
+
+REASON = "reason"
+PROBABILITY_PREFIX = "probability_"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which rows this process scores: those whose number is `index` modulo `count`."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ProjectError(
+                f"shard {self.index} of {self.count} does not exist; fix: pass --shards N "
+                "with 0 <= index < N (JOB_COMPLETION_INDEX in an Indexed Job)"
+            )
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What to score and where the answers go."""
+
+    source: Path
+    output: Path
+    rejects: Path
+    log_dir: Path | None  # None: log nothing
+    log_rows: int
+    chunk_rows: int = 100_000
+    shard: Shard = field(default_factory=Shard)
+    keep: tuple[str, ...] = ()
+    seed: int = 0
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What a run scored, refused and logged."""
+
+    rows: int
+    scored: int
+    rejected: int
+    logged: int
+    seconds: float
+    model_version: str
+    prediction_id: str
+    log_file: Path | None
+
+
+# Given positions in a chunk's scored rows, their answers as the prediction log records them.
+_Answers = Callable[[np.ndarray], list[dict[str, Any]]]
+
+
+class _LogSample:
+    """A uniform sample of at most `size` scored rows, kept while the chunks stream past.
+
+    Every row draws a random key; the rows with the smallest keys so far are a uniform sample
+    of the rows so far, and only they (and their answers) are kept.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self._random = np.random.default_rng(seed)
+        self._keys = np.empty(0)
+        self._features = pd.DataFrame()
+        self._answers: list[dict[str, Any]] = []
+
+    def offer(self, features: pd.DataFrame, answers: _Answers) -> None:
+        """Consider `features`' rows; `answers(positions)` gives the log answers of some of them."""
+        if self.size == 0 or features.empty:
+            return
+        keys = self._random.random(len(features))
+        mine = np.argsort(keys, kind="stable")[: self.size]
+        keys = np.concatenate([self._keys, keys[mine]])
+        chosen = features.iloc[mine]
+        pool = pd.concat([self._features, chosen]) if len(self) else chosen
+        answered = self._answers + answers(mine)
+        kept = np.sort(np.argsort(keys, kind="stable")[: self.size])
+        self._keys, self._features = keys[kept], pool.iloc[kept]
+        self._answers = [answered[position] for position in kept]
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+        """(row, features, answer) of the sample, in row order."""
+        order = np.argsort(self._features.index.to_numpy(), kind="stable")
+        features = self._features.iloc[order]
+        records = features.astype(object).where(features.notna(), None).to_dict("records")
+        answers = [self._answers[position] for position in order]
+        yield from zip(features.index.tolist(), records, answers, strict=True)
+
+
+def answer_columns(predictions: Predictions) -> dict[str, Any]:
+    """The prediction (and each class's probability) as output columns."""
+    columns: dict[str, Any] = {PREDICTION: predictions.values}
+    if predictions.probabilities is not None:
+        for index, label in enumerate(predictions.classes):
+            columns[f"{PROBABILITY_PREFIX}{label}"] = predictions.probabilities[:, index]
+    return columns
+
+
+class _Table:
+    """An output table written chunk by chunk under a partial name, CSV or Parquet by suffix."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        self._parquet = path.suffix.lower() in PARQUET_SUFFIXES
+        self._writer: Any = None
+        self._stream: IO[str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self._writer is None and self._stream is None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._parquet:
+            import pyarrow as pa  # only for Parquet output
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.partial, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+        elif self._stream is None:
+            self._stream = self.partial.open("w", encoding="utf-8", newline="")
+            frame.to_csv(self._stream, index=False)
+        else:
+            frame.to_csv(self._stream, index=False, header=False)
+
+    def close(self, *, publish: bool) -> None:
+        """Close the file; rename it into place, or remove it."""
+        for handle in (self._writer, self._stream):
+            if handle is not None:
+                handle.close()
+        if publish:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+def _check_paths(job: ScoreJob) -> None:
+    source = job.source.resolve()
+    if job.chunk_rows < 1 or job.log_rows < 0:
+        raise ProjectError("--chunk-rows must be at least 1 and --log-rows at least 0")
+    if job.rejects.suffix.lower() != ".csv":
+        raise ProjectError(f"--rejects {job.rejects}: rejects are written as CSV; fix: name a .csv")
+    if job.output.resolve() == job.rejects.resolve():
+        raise ProjectError("--output and --rejects are the same file; fix: name two files")
+    for path in (job.output, job.rejects):
+        if path.resolve() == source:
+            raise ProjectError(f"{path} is the input file; fix: write the results elsewhere")
+        if path.exists() and not job.force:
+            raise ProjectError(f"{path} already exists; fix: pass --force to replace it")
+
+
+def _check_columns(chunk: pd.DataFrame, job: ScoreJob, champion: Champion) -> None:
+    names = set(map(str, chunk.columns))
+    missing = [name for name in champion.contract.feature_names if name not in names]
+    if missing:
+        raise ProjectError(
+            f"{job.source}: missing contract columns {', '.join(missing[:5])}; "
+            "fix: supply every feature the contract names (extra columns are ignored)"
+        )
+    unknown = [name for name in job.keep if name not in names]
+    if unknown:
+        raise ProjectError(f"--keep {unknown[0]}: no such column in {job.source}; fix: name one")
+
+
+def _write_log(job: ScoreJob, sample: _LogSample, ids: tuple[str, str], version: str) -> Path:
+    assert job.log_dir is not None  # noqa: S101 - only called with a log  # nosec B101
+    moment = datetime.now(UTC)
+    timestamp = moment.isoformat(timespec="milliseconds")
+    path = job.log_dir / log_file_name(moment, f"score-{ids[0][:12]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as stream:
+        for row, features, answer in sample.rows():
+            record = prediction_record(timestamp, *ids, row, version, features, answer)
+            stream.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, path)  # monitor never reads a half-written sample
+    return path
+
+
+class _Run:
+    """One scoring run's state: the two output tables, the log sample and the counts."""
+
+    def __init__(self, job: ScoreJob, champion: Champion) -> None:
+        self.job, self.champion = job, champion
+        self.prediction_id = uuid.uuid4().hex
+        self.output, self.rejects = _Table(job.output), _Table(job.rejects)
+        self.sample = _LogSample(job.log_rows if job.log_dir else 0, job.seed)
+        self.read = self.rows = self.scored = self.rejected = 0
+        self.columns: list[str] = []
+
+    def take(self, chunk: pd.DataFrame) -> None:
+        """Check, score and write one chunk."""
+        job = self.job
+        if not self.columns:
+            _check_columns(chunk, job, self.champion)
+            self.columns = list(chunk.columns)
+        self.read += len(chunk)
+        if job.shard.count > 1:
+            chunk = chunk[chunk.index % job.shard.count == job.shard.index]
+        features, reasons = checked_rows(chunk, self.champion.contract)
+        good = (reasons == "").to_numpy()
+        self.rows += len(chunk)
+        if not good.all():
+            bad = chunk[~good].astype(object).assign(**{REASON: reasons[~good]})
+            self.rejects.write(bad.rename_axis(ROW).reset_index())
+            self.rejected += int((~good).sum())
+        if good.any():
+            self._score(chunk, features[good])
+
+    def _score(self, chunk: pd.DataFrame, valid: pd.DataFrame) -> None:
+        predicted = self.champion.predict_arrays(valid)
+        frame = pd.DataFrame({ROW: valid.index}, index=valid.index)
+        for name in self.job.keep:
+            frame[name] = chunk.loc[valid.index, name]
+        frame[PREDICTION_ID] = self.prediction_id
+        frame[MODEL_VERSION] = self.champion.version
+        self.output.write(frame.assign(**answer_columns(predicted)))
+        task = self.champion.task
+        self.sample.offer(
+            valid, lambda rows: [task.answer(item) for item in predicted.take(rows).items()]
+        )
+        self.scored += len(valid)
+
+    def finish(self) -> None:
+        """Header-only files where nothing was written, so every run leaves both files."""
+        if self.rejects.empty:
+            self.rejects.write(pd.DataFrame(columns=[ROW, *self.columns, REASON]))
+        if self.output.empty:
+            columns = [ROW, *self.job.keep, PREDICTION_ID, MODEL_VERSION, PREDICTION]
+            self.output.write(pd.DataFrame(columns=columns))
+
+
+def run_score(
+    job: ScoreJob, champion: Champion, progress: Callable[[int, int, int], None]
+) -> ScoreResult:
+    """Score `job.source` with `champion`; `progress(rows, scored, rejected)` after each chunk."""
+    _check_paths(job)
+    for path in (job.output, job.rejects):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    run = _Run(job, champion)
+    try:
+        for chunk in read_table_chunks(job.source, champion.contract, job.chunk_rows):
+            run.take(chunk)
+            progress(run.rows, run.scored, run.rejected)
+        if not run.read:
+            raise ProjectError(f"{job.source}: no rows; fix: supply a file with data rows")
+        run.finish()
+    except BaseException:
+        for table in (run.output, run.rejects):
+            table.close(publish=False)
+        raise
+    for table in (run.output, run.rejects):
+        table.close(publish=True)
+    ids = (run.prediction_id, f"score:{job.source.name}")
+    log_file = _write_log(job, run.sample, ids, champion.version) if len(run.sample) else None
+    return ScoreResult(
+        run.rows,
+        run.scored,
+        run.rejected,
+        len(run.sample),
+        time.perf_counter() - started,
+        champion.version,
+        run.prediction_id,
+        log_file,
+    )
