@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -38,11 +37,15 @@ from .monitoring.records import (
     prediction_record,
 )
 from .row_checks import checked_rows
-from .tabular import PARQUET_SUFFIXES, read_table_chunks
+from .tabular import PARQUET_SUFFIXES, RowSample, read_table_chunks
 from .task import Predictions
 
 REASON = "reason"
 PROBABILITY_PREFIX = "probability_"
+# The log sample keeps each row's features and answers under these column groups, so a feature
+# called "prediction" cannot collide with the answer.
+_FEATURES, _ANSWERS = "features", "answers"
+_LogRow = tuple[int, dict[str, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -88,50 +91,6 @@ class ScoreResult:
     model_version: str
     prediction_id: str
     log_file: Path | None
-
-
-# Given positions in a chunk's scored rows, their answers as the prediction log records them.
-_Answers = Callable[[np.ndarray], list[dict[str, Any]]]
-
-
-class _LogSample:
-    """A uniform sample of at most `size` scored rows, kept while the chunks stream past.
-
-    Every row draws a random key; the rows with the smallest keys so far are a uniform sample
-    of the rows so far, and only they (and their answers) are kept.
-    """
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self._random = np.random.default_rng(seed)
-        self._keys = np.empty(0)
-        self._features = pd.DataFrame()
-        self._answers: list[dict[str, Any]] = []
-
-    def offer(self, features: pd.DataFrame, answers: _Answers) -> None:
-        """Consider `features`' rows; `answers(positions)` gives the log answers of some of them."""
-        if self.size == 0 or features.empty:
-            return
-        keys = self._random.random(len(features))
-        mine = np.argsort(keys, kind="stable")[: self.size]
-        keys = np.concatenate([self._keys, keys[mine]])
-        chosen = features.iloc[mine]
-        pool = pd.concat([self._features, chosen]) if len(self) else chosen
-        answered = self._answers + answers(mine)
-        kept = np.sort(np.argsort(keys, kind="stable")[: self.size])
-        self._keys, self._features = keys[kept], pool.iloc[kept]
-        self._answers = [answered[position] for position in kept]
-
-    def __len__(self) -> int:
-        return len(self._answers)
-
-    def rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
-        """(row, features, answer) of the sample, in row order."""
-        order = np.argsort(self._features.index.to_numpy(), kind="stable")
-        features = self._features.iloc[order]
-        records = features.astype(object).where(features.notna(), None).to_dict("records")
-        answers = [self._answers[position] for position in order]
-        yield from zip(features.index.tolist(), records, answers, strict=True)
 
 
 def answer_columns(predictions: Predictions) -> dict[str, Any]:
@@ -211,7 +170,25 @@ def _check_columns(chunk: pd.DataFrame, job: ScoreJob, champion: Champion) -> No
         raise ProjectError(f"--keep {unknown[0]}: no such column in {job.source}; fix: name one")
 
 
-def _write_log(job: ScoreJob, sample: _LogSample, ids: tuple[str, str], version: str) -> Path:
+def _sampled_rows(
+    sample: RowSample, champion: Champion, classes: tuple[str, ...]
+) -> Iterator[_LogRow]:
+    """(row, features, answer) of the log sample, in row order, as the service logs them."""
+    frame = sample.frame.sort_index()
+    # A top-level name of two-level columns selects a frame (the stubs cannot tell).
+    features, answers = (cast(pd.DataFrame, frame[group]) for group in (_FEATURES, _ANSWERS))
+    probability_columns = [f"{PROBABILITY_PREFIX}{label}" for label in classes]
+    predictions = Predictions(
+        answers[PREDICTION].to_numpy(),
+        answers[probability_columns].to_numpy() if classes else None,
+        classes,
+    )
+    records = features.astype(object).where(features.notna(), None).to_dict("records")
+    answered = [champion.task.answer(item) for item in predictions.items()]
+    yield from zip(features.index.tolist(), records, answered, strict=True)
+
+
+def _write_log(job: ScoreJob, rows: Iterator[_LogRow], ids: tuple[str, str], version: str) -> Path:
     assert job.log_dir is not None  # noqa: S101 - only called with a log  # nosec B101
     moment = datetime.now(UTC)
     timestamp = moment.isoformat(timespec="milliseconds")
@@ -219,7 +196,7 @@ def _write_log(job: ScoreJob, sample: _LogSample, ids: tuple[str, str], version:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with partial.open("wb") as stream:
-        for row, features, answer in sample.rows():
+        for row, features, answer in rows:
             record = prediction_record(timestamp, *ids, row, version, features, answer)
             stream.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         stream.flush()
@@ -235,7 +212,8 @@ class _Run:
         self.job, self.champion = job, champion
         self.prediction_id = uuid.uuid4().hex
         self.output, self.rejects = _Table(job.output), _Table(job.rejects)
-        self.sample = _LogSample(job.log_rows if job.log_dir else 0, job.seed)
+        self.sample = RowSample(job.log_rows if job.log_dir else 0, job.seed)
+        self.classes: tuple[str, ...] = ()
         self.read = self.rows = self.scored = self.rejected = 0
         self.columns: list[str] = []
 
@@ -266,10 +244,10 @@ class _Run:
         frame[PREDICTION_ID] = self.prediction_id
         frame[MODEL_VERSION] = self.champion.version
         self.output.write(frame.assign(**answer_columns(predicted)))
-        task = self.champion.task
-        self.sample.offer(
-            valid, lambda rows: [task.answer(item) for item in predicted.take(rows).items()]
-        )
+        if self.sample.size:  # features and answers side by side, names kept apart
+            answers = pd.DataFrame(answer_columns(predicted), index=valid.index)
+            self.sample.offer(pd.concat([valid, answers], axis=1, keys=[_FEATURES, _ANSWERS]))
+            self.classes = predicted.classes
         self.scored += len(valid)
 
     def finish(self) -> None:
@@ -304,12 +282,16 @@ def run_score(
     for table in (run.output, run.rejects):
         table.close(publish=True)
     ids = (run.prediction_id, f"score:{job.source.name}")
-    log_file = _write_log(job, run.sample, ids, champion.version) if len(run.sample) else None
+    logged = len(run.sample.frame)
+    log_file = None
+    if logged:
+        rows = _sampled_rows(run.sample, champion, run.classes)
+        log_file = _write_log(job, rows, ids, champion.version)
     return ScoreResult(
         run.rows,
         run.scored,
         run.rejected,
-        len(run.sample),
+        logged,
         time.perf_counter() - started,
         champion.version,
         run.prediction_id,

@@ -107,19 +107,45 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     return _typed(frame, path, contract)
 
 
+class RowSample:
+    """A seeded uniform sample of at most `size` rows of the frames offered one after another.
+
+    Every row draws a random key; the rows with the smallest keys so far are a uniform sample
+    of the rows offered so far, so memory is bounded by `size`, not by the stream.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self._random = np.random.default_rng(seed)
+        self._keys = np.empty(0)
+        self.frame = pd.DataFrame()  # the sample, in the order offered
+
+    def offer(self, frame: pd.DataFrame) -> None:
+        """Consider `frame`'s rows for the sample."""
+        keys = self._random.random(len(frame))
+        if self.size == 0 or frame.empty:
+            return
+        if len(frame) > self.size:  # only a frame's own smallest keys can make the sample
+            mine = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys = frame.iloc[mine], keys[mine]
+        self.frame = pd.concat([self.frame, frame]) if len(self.frame) else frame
+        self._keys = np.concatenate([self._keys, keys])
+        if len(self.frame) > self.size:
+            smallest = np.argpartition(self._keys, self.size - 1)[: self.size]
+            self.frame, self._keys = self.frame.iloc[smallest], self._keys[smallest]
+
+
 def read_table_sample(
     path: Path, contract: Contract, max_rows: int, seed: int
 ) -> tuple[pd.DataFrame, int]:
     """At most `max_rows` rows of a CSV and the file's row count.
 
-    The rows are drawn uniformly (seeded) while the file is read in chunks, so memory is bounded
-    by `max_rows`, not the file. A file that fits is returned whole, in order, as `read_table`
-    reads it.
+    The rows are drawn uniformly (seeded, `RowSample`) while the file is read in chunks, so
+    memory is bounded by `max_rows`, not the file. A file that fits is returned whole, in order,
+    as `read_table` reads it.
     """
     _check_is_text(path)
-    sampler = np.random.default_rng(seed)
-    kept = pd.DataFrame()
-    keys = np.empty(0)
+    sample = RowSample(max_rows, seed)
     total = 0
     with (
         _csv_errors_named(path),
@@ -128,18 +154,12 @@ def read_table_sample(
         for chunk in chunks:
             chunk.index = pd.RangeIndex(total, total + len(chunk))
             total += len(chunk)
-            kept = chunk if kept.empty else pd.concat([kept, chunk])
-            keys = np.concatenate([keys, sampler.random(len(chunk))])
-            if len(kept) > max_rows:
-                # Every row gets a random key; the rows with the smallest keys so far are a
-                # uniform sample of the rows read so far.
-                smallest = np.argpartition(keys, max_rows - 1)[:max_rows]
-                kept, keys = kept.iloc[smallest], keys[smallest]
+            sample.offer(chunk)
     if total == 0:  # a header alone: the columns, no rows
         return read_table(path, contract), 0
     # Chunks infer types separately; concatenated, they widen as one read would (int with
     # float is float, anything with text is object), and the contract types them as usual.
-    return _typed(kept.sort_index(), path, contract), total
+    return _typed(sample.frame.sort_index(), path, contract), total
 
 
 def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -148,10 +168,10 @@ def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterat
     Categories are read as text (code 3 stays "3", as in the contract); other columns as the
     reader infers them, so a clean numeric column costs no per-value Python work.
     """
-    text = {column.name: str for column in contract.features if not column.is_numeric}
     if path.suffix.lower() in PARQUET_SUFFIXES:
         yield from _parquet_chunks(path, chunk_rows)
         return
+    text = {column.name: str for column in contract.features if not column.is_numeric}
     _check_is_text(path)
     with (
         _csv_errors_named(path),
