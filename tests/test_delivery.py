@@ -11,6 +11,7 @@ import subprocess
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -249,6 +250,65 @@ def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:
         section, _, key = env["name"].removeprefix("MY_ML_SERVICE_").lower().partition("__")
         assert section == "serve", env["name"]
         assert key in params["serve"] or key == "api_key", env["name"]
+
+
+def batch_manifests(project: Path) -> dict[str, dict[str, Any]]:
+    """k8s/batch rendered by kustomize, by kind."""
+    rendered = run_tool(tool("kubectl"), "kustomize", project / "k8s" / "batch")
+    assert rendered.returncode == 0, rendered.stderr
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(rendered.stdout)}
+
+
+def test_batch_scoring_renders_validates_and_shards_by_the_job_index(
+    project: Path, tmp_path: Path
+) -> None:
+    """The CronJob's Indexed Job: valid, one shard per completion, locked down like the API."""
+    documents = batch_manifests(project)
+    assert set(documents) == {"PersistentVolumeClaim", "CronJob"}
+    cron = documents["CronJob"]
+    # What `kubectl create job --from=cronjob/batch-score` (the on-demand run) creates.
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "batch-score-now", "namespace": cron["metadata"]["namespace"]},
+        "spec": cron["spec"]["jobTemplate"]["spec"],
+    }
+    manifests = tmp_path / "batch.yaml"
+    manifests.write_text(yaml.safe_dump_all([*documents.values(), job]))
+    result = run_tool(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {doc["metadata"]["namespace"] for doc in documents.values()} == {
+        "my-ml-service-production"
+    }
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    args = container["args"]
+    assert container["command"] == ["my_ml_service"]
+    assert args[0] == "score"
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == int(args[args.index("--shards") + 1])
+    assert pod["restartPolicy"] == "Never"
+    deployment = next(
+        doc
+        for doc in yaml.safe_load_all(render(project, "production").stdout)
+        if doc["kind"] == "Deployment"
+    )
+    api_pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == api_pod["securityContext"]
+    assert container["securityContext"] == api_pod["containers"][0]["securityContext"]
+    # Every path the command writes is on a mounted volume (the root filesystem is read-only).
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    written = [args[args.index("--output") + 1], env["MY_ML_SERVICE_SERVE__PREDICTION_LOG_DIR"]]
+    assert all(any(path.startswith(f"{mount}/") for mount in mounts) for path in written)
+    claims = {
+        volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    assert claims == {documents["PersistentVolumeClaim"]["metadata"]["name"]}
+    assert "ReadWriteMany" in documents["PersistentVolumeClaim"]["spec"]["accessModes"]
 
 
 def test_a_plain_cookiecutter_bake_takes_later_template_changes(tmp_path: Path) -> None:

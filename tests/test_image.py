@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -11,8 +12,10 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from conftest import bake, free_port, run, uv_executable
 
 # One worker builds the image once (`make test` runs tests on two workers, grouped).
@@ -143,6 +146,74 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
         assert docker("inspect", "--format", "{{.State.ExitCode}}", container) == "0"
     finally:
         subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+
+
+def _batch_job(project: Path) -> dict[str, Any]:
+    """The Indexed Job spec of k8s/batch's CronJob, as kustomize renders it."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(project / "k8s" / "batch")],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    cron = next(doc for doc in yaml.safe_load_all(rendered.stdout) if doc["kind"] == "CronJob")
+    return dict(cron["spec"]["jobTemplate"]["spec"])
+
+
+def test_the_batch_jobs_shards_score_every_row_once_in_the_image(
+    image: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Each index of the Indexed Job, run as Kubernetes would (read-only, uid 10001, no network).
+
+    The shards together answer every good row once, as the local `score` does, and the bad row
+    is rejected with its reason by exactly one shard.
+    """
+    tag, project = image
+    spec = _batch_job(project)
+    container = spec["template"]["spec"]["containers"][0]
+    user = spec["template"]["spec"]["securityContext"]["runAsUser"]
+    header, *rows = (project / "data/prepared/production.csv").read_text().splitlines()
+    broken = rows[0].split(",")
+    broken[0] = "not-a-number"  # the first feature: the row breaks the contract
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    source = data / "in" / "batch.csv"
+    source.write_text("\n".join([header, *rows, ",".join(broken)]) + "\n")
+    for path in (data, data / "in", source):
+        os.chown(path, user, user)
+    # Kubernetes fills $(JOB_NAME) from the pod's label and JOB_COMPLETION_INDEX itself.
+    args = [arg.replace("$(JOB_NAME)", "nightly-1") for arg in container["args"]]
+    env = [f"{item['name']}={item['value']}" for item in container["env"] if "value" in item]
+    for index in range(spec["completions"]):
+        docker(
+            "run", "--rm", "--read-only", "--network", "none", "--user", f"{user}:{user}",
+            "--tmpfs", "/tmp", "--volume", f"{data}:/data",
+            "--env", f"JOB_COMPLETION_INDEX={index}", *(f"--env={item}" for item in env),
+            "--entrypoint", container["command"][0], tag, *args,
+        )  # fmt: skip
+    out = data / "out" / "nightly-1"
+    shards = sorted(out.glob("batch.predictions-*-of-*.csv"))
+    assert len(shards) == spec["completions"]
+    scored = [row for path in shards for row in _csv_rows(path)]
+    rejected = [row for path in out.glob("batch.rejects-*.csv") for row in _csv_rows(path)]
+    assert sorted(int(row["row"]) for row in scored) == list(range(len(rows)))  # each row once
+    assert [row["row"] for row in rejected] == [str(len(rows))]
+    assert "not-a-number" in rejected[0]["reason"]
+    assert len(list((data / "logs" / "predictions").glob("*.jsonl"))) == spec["completions"]
+    local = tmp_path / "local.csv"
+    run(
+        [uv_executable(), "run", "--locked", "my_ml_service", "score", str(source),
+         "--output", str(local), "--log-rows", "0"],
+        project,
+    )  # fmt: skip
+    # The same answers, to the written digit: the image scores as the project does.
+    answers = [name for name in _csv_rows(local)[0] if name.startswith(("prediction", "prob"))]
+    answers.remove("prediction_id")
+    by_row = {row["row"]: [row[name] for name in answers] for row in scored}
+    assert by_row == {row["row"]: [row[name] for name in answers] for row in _csv_rows(local)}
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
 
 
 def test_the_projects_own_smoke_test_passes_on_the_image(image: tuple[str, Path]) -> None:
