@@ -1,5 +1,8 @@
 """Serving benchmark: the generated service vs `mlflow models serve`, same model, same machine.
 
+The generated service runs twice: on the bundle's ONNX graph (serve.runtime auto, the default
+when the export passed parity) and on scikit-learn (serve.runtime sklearn).
+
 Run `make bench-serving` (needs wrk: `apt-get install wrk`). Bakes the default project twice,
 once with the default estimator and once with a logistic regression (where the serving stack,
 not the model, dominates), runs each pipeline, then for each model starts both servers side by
@@ -27,12 +30,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 SCENARIOS = [("1 row", 1, 1), ("1 row", 8, 1), ("1 row", 32, 1), ("100 rows", 8, 100)]
+ONNX, SKLEARN, MLFLOW = "ONNX runtime", "scikit-learn runtime", "mlflow models serve"
 
 FLOOR_PROGRAM = """
 import json, statistics, sys, time, warnings
@@ -213,9 +218,10 @@ def benchmark(
     records = sample_records(project)
     bin_dir = project / ".venv" / "bin"
 
-    def start_ours() -> Server:
+    def start_ours(runtime: str) -> Server:
         command = [str(bin_dir / "my_ml_service"), "serve", "--port", "{port}"]
-        return start("generated service", command, project, "/ready", {})
+        name = ONNX if runtime == "onnx" else SKLEARN
+        return start(name, command, project, "/ready", {"MY_ML_SERVICE_SERVE__RUNTIME": runtime})
 
     def start_mlflow() -> Server:
         command = [
@@ -228,27 +234,27 @@ def benchmark(
             "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
         }
-        return start("mlflow models serve", command, project, "/ping", env)
+        return start(MLFLOW, command, project, "/ping", env)
 
+    starters = [lambda: start_ours("onnx"), lambda: start_ours("sklearn"), start_mlflow]
     # Cold start: process start -> ready, median of alternating starts after one thrown-away
     # start each (it warms the page cache).
-    starts: dict[str, list[float]] = {"generated service": [], "mlflow models serve": []}
+    starts: dict[str, list[float]] = {ONNX: [], SKLEARN: [], MLFLOW: []}
     for attempt in range(4):
-        for starter in (start_ours, start_mlflow):
+        for starter in starters:
             server = starter()
             server.stop()
             if attempt:
                 starts[server.name].append(server.cold_start_s)
     cold = {name: statistics.median(values) for name, values in starts.items()}
-    ours, mlflow = start_ours(), start_mlflow()
+    servers = [starter() for starter in starters]
     bodies = {
-        ("generated service", 1): json.dumps(records[0]),
-        ("generated service", 100): json.dumps(records),
-        ("mlflow models serve", 1): json.dumps({"dataframe_records": records[:1]}),
-        ("mlflow models serve", 100): json.dumps({"dataframe_records": records}),
+        **{(name, 1): json.dumps(records[0]) for name in (ONNX, SKLEARN)},
+        **{(name, 100): json.dumps(records) for name in (ONNX, SKLEARN)},
+        (MLFLOW, 1): json.dumps({"dataframe_records": records[:1]}),
+        (MLFLOW, 100): json.dumps({"dataframe_records": records}),
     }
-    paths = {"generated service": "/predict", "mlflow models serve": "/invocations"}
-    servers = [ours, mlflow]
+    paths = {ONNX: "/predict", SKLEARN: "/predict", MLFLOW: "/invocations"}
     try:
         for server in servers:  # warm up, and check both answer the same
             wrk(server.url + paths[server.name], bodies[(server.name, 1)], 4, 2, lua_dir)
@@ -297,54 +303,47 @@ def image_size_mb(project: Path) -> float | None:
     return size
 
 
-def report(results: list[dict[str, object]], image_mb: float | None) -> str:
+def _cell(cell: dict[str, float]) -> str:
+    return f"{cell['rps']:.0f}, {cell['p50']:.2f} ms, {cell['p99']:.2f} ms"
+
+
+def report(results: list[dict[str, Any]], image_mb: float | None) -> str:
     lines = []
     for result in results:
-        cells = result["cells"]
-        assert isinstance(cells, dict)
-        floor = result["floor_ms"]
-        cold = result["cold_start_s"]
-        rss = result["rss_mb"]
-        assert isinstance(floor, dict)
-        assert isinstance(cold, dict)
-        assert isinstance(rss, dict)
+        cells, floor = result["cells"], result["floor_ms"]
+        cold, rss = result["cold_start_s"], result["rss_mb"]
         lines.append(
-            f"\n**{result['model']}** (floor: predict in-process {floor['1']:.2f} ms for 1 row, "
-            f"{floor['100']:.2f} ms for 100)\n"
+            f"\n**{result['model']}** (floor: scikit-learn's predict in-process "
+            f"{floor['1']:.2f} ms for 1 row, {floor['100']:.2f} ms for 100)\n"
         )
         lines.append(
-            "| load | generated service req/s, p50, p99 | `mlflow models serve` req/s, p50, p99 "
-            "| req/s ratio | p99 ratio |"
+            f"| load | {ONNX}: req/s, p50, p99 | {SKLEARN} | `{MLFLOW}` "
+            "| ONNX / mlflow req/s | scikit-learn / mlflow req/s |"
         )
-        lines.append("|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|")
         for scenario, connections, _ in SCENARIOS:
-            ours = cells[f"generated service | {scenario} c={connections}"]
-            theirs = cells[f"mlflow models serve | {scenario} c={connections}"]
-            errors = ours["errors"] + theirs["errors"]
+            row = {
+                name: cells[f"{name} | {scenario} c={connections}"]
+                for name in (ONNX, SKLEARN, MLFLOW)
+            }
+            errors = sum(cell["errors"] for cell in row.values())
+            theirs = row[MLFLOW]["rps"]
             lines.append(
-                f"| {scenario}, c={connections} "
-                f"| {ours['rps']:.0f}, {ours['p50']:.2f} ms, {ours['p99']:.2f} ms "
-                f"| {theirs['rps']:.0f}, {theirs['p50']:.1f} ms, {theirs['p99']:.1f} ms "
-                f"| **{ours['rps'] / theirs['rps']:.1f}x** | 1/{theirs['p99'] / ours['p99']:.0f}"
+                f"| {scenario}, c={connections} | {_cell(row[ONNX])} | {_cell(row[SKLEARN])} "
+                f"| {_cell(row[MLFLOW])} | **{row[ONNX]['rps'] / theirs:.1f}x** "
+                f"| {row[SKLEARN]['rps'] / theirs:.1f}x"
                 + (f" ({errors:.0f} errors)" if errors else "")
                 + " |"
             )
-        ours_c1 = cells["generated service | 1 row c=1"]["p50"] - floor["1"]
-        theirs_c1 = cells["mlflow models serve | 1 row c=1"]["p50"] - floor["1"]
-        lines.append(
-            f"| server overhead (p50 at c=1 minus the floor) | {ours_c1:.2f} ms "
-            f"| {theirs_c1:.1f} ms "
-            f"| 1/{theirs_c1 / ours_c1:.0f} | |"
-        )
         lines.append(
             "| cold start (process start -> ready, median of 3) "
-            f"| {cold['generated service']:.1f} s "
-            f"| {cold['mlflow models serve']:.1f} s | | |"
+            + "".join(f"| {cold[name]:.1f} s " for name in (ONNX, SKLEARN, MLFLOW))
+            + "| | |"
         )
         lines.append(
-            f"| RSS after the load (process tree) | {rss['generated service']:.0f} MB "
-            f"| {rss['mlflow models serve']:.0f} MB "
-            f"| 1/{rss['mlflow models serve'] / rss['generated service']:.1f} | |"
+            "| RSS after the load (process tree) "
+            + "".join(f"| {rss[name]:.0f} MB " for name in (ONNX, SKLEARN, MLFLOW))
+            + f"| 1/{rss[MLFLOW] / rss[ONNX]:.1f} | 1/{rss[MLFLOW] / rss[SKLEARN]:.1f} |"
         )
     if image_mb is not None:
         lines.append(f"\nService image: {image_mb:.0f} MB.")

@@ -129,6 +129,9 @@ def test_the_service_monitor_and_project_tests_follow(swapped: Path) -> None:
             for code in (3, 3.0, "3")
         ]
         assert len({json.dumps(answer["predictions"]) for answer in answers}) == 1
+        # Text categories with gaps convert: the export passed parity and ONNX answers.
+        info = json.loads(urllib.request.urlopen(f"{url}/model").read())
+        assert info["runtime"] == "onnx", (swapped / "models/champion/metadata.json").read_text()
         cli = [uv_executable(), "run", "--locked", CLI]
         run([*cli, "simulate", "clean", "--url", url], swapped)
         clean = run_unchecked([*cli, "monitor"], swapped)

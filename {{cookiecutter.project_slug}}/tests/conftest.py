@@ -11,12 +11,16 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.bundle import (
+    model_inputs,
     write_metadata,
     write_model_files,
 )
 from {{ cookiecutter.package_name }}.contract import (
     Contract,
     load_contract,
+)
+from {{ cookiecutter.package_name }}.onnx_model import (
+    write_onnx,
 )
 from {{ cookiecutter.package_name }}.prepare import (
     SKLEARN_PREFIX,
@@ -84,10 +88,15 @@ def export_bundle(
     directory: Path,
     version: str = "1",
     metrics: dict[str, float] | None = None,
+    onnx_rows: pd.DataFrame | None = None,
+    onnx_tolerance: float = 1e-4,
 ) -> Path:
-    """Lay out a champion bundle exactly as `promote` exports one (no registry involved)."""
+    """Lay out a champion bundle exactly as `promote` exports one (no registry involved).
+
+    With `onnx_rows` (model inputs) the bundle gets the ONNX graph when it passes parity on them.
+    """
     write_model_files(directory, pipeline, contract)
-    metadata = {
+    metadata: dict[str, Any] = {
         "model_name": "test-model",
         "version": version,
         "alias": "champion",
@@ -96,6 +105,10 @@ def export_bundle(
         "metrics": metrics or {"score": 1.0},
         "exported_at": "2026-01-01T00:00:00+00:00",
     }
+    if onnx_rows is not None:
+        metadata["onnx"] = write_onnx(
+            directory, pipeline, contract, task, onnx_rows, onnx_tolerance
+        )
     (directory / "model_card.md").write_text(f"# test-model v{version}\n", encoding="utf-8")
     write_metadata(directory, metadata)
     return directory
@@ -112,11 +125,17 @@ def exported_bundle(
     fitted_pipeline: Any,
     settings: Settings,
     contract: Contract,
+    sample: pd.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """A champion bundle of the fitted pipeline; read-only (copy it to break it)."""
+    """A champion bundle of the fitted pipeline, with its ONNX graph; read-only (copy to break)."""
     directory = tmp_path_factory.mktemp("exported") / "champion"
-    return export_bundle(fitted_pipeline, contract, settings.task, directory)
+    onnx_rows = model_inputs(sample, contract)
+    tolerance = settings.registry.onnx_tolerance
+    return export_bundle(
+        fitted_pipeline, contract, settings.task, directory, onnx_rows=onnx_rows,
+        onnx_tolerance=tolerance,
+    )  # fmt: skip
 
 
 @pytest.fixture

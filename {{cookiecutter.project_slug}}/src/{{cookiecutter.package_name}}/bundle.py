@@ -20,14 +20,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from .contract import Contract, dump_contract, load_contract
 from .errors import ProjectError
+from .onnx_model import MISSING_CATEGORY, ONNX_FILE, OnnxModel
 from .task import Prediction, Predictions, Task
+
+if TYPE_CHECKING:  # the ONNX service never imports pandas; the scikit-learn path does, lazily
+    import pandas as pd
 
 MODEL_FILE = "model.joblib"
 CONTRACT_FILE = "contract.yaml"
@@ -44,6 +47,7 @@ _LOAD_ATTEMPTS = 5
 REEXPORT = "fix: re-export the champion from the registry (`export`)"
 
 logger = logging.getLogger(__name__)
+Runtime = Literal["onnx", "sklearn"]
 
 __all__ = ["Champion", "ModelNotReadyError", "Prediction", "load_champion"]
 
@@ -65,14 +69,17 @@ def model_inputs(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """The feature columns as every pipeline expects them: numbers as floats, categories as text.
 
     The one coercion to model types: training, evaluation, monitoring and the service use it.
+    A missing category is MISSING_CATEGORY, not NaN: ONNX graphs impute strings only.
     """
+    import pandas as pd
+
     inputs = frame[contract.feature_names].copy()
     for column in contract.features:
         values = inputs[column.name]
         if column.is_numeric:
             inputs[column.name] = pd.to_numeric(values, errors="coerce").astype(float)
         else:
-            inputs[column.name] = values.astype(object).where(values.notna(), np.nan)
+            inputs[column.name] = values.astype(object).where(values.notna(), MISSING_CATEGORY)
     return inputs
 
 
@@ -90,8 +97,15 @@ class Champion:
         """The registry version being served."""
         return str(self.metadata["version"])
 
+    @property
+    def runtime(self) -> Runtime:
+        """What answers: the bundle's ONNX graph in onnxruntime, or the scikit-learn pipeline."""
+        return "onnx" if isinstance(self.pipeline, OnnxModel) else "sklearn"
+
     def frame(self, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         """Rows of feature values, in contract order, as the pipeline's input frame."""
+        import pandas as pd
+
         names = self.contract.feature_names
         if all(column.is_numeric for column in self.contract.features):
             # One float block: ten times faster to build than a frame of object columns.
@@ -101,6 +115,8 @@ class Champion:
 
     def predict(self, rows: list[tuple[Any, ...]]) -> list[Prediction]:
         """Predictions for `rows`, in order: one model call for all of them."""
+        if isinstance(self.pipeline, OnnxModel):  # straight to arrays: no frame to build
+            return self.task.predict(self.pipeline, self.pipeline.feeds(rows))
         return self.task.predict(self.pipeline, self.frame(rows))
 
     def predict_frame(self, frame: pd.DataFrame) -> list[Prediction]:
@@ -207,21 +223,27 @@ def _identity(path: Path) -> tuple[int, int, bytes] | None:
     return status.st_dev, status.st_ino, metadata
 
 
-def load_champion(bundle: Path, task: Task) -> Champion:
+def load_champion(
+    bundle: Path, task: Task, runtime: Literal["auto", "onnx", "sklearn"] = "sklearn"
+) -> Champion:
     """Load and verify the bundle in `bundle`; raise ModelNotReadyError naming the problem.
 
+    `runtime` auto answers with the bundle's ONNX graph when it passed parity at export (and
+    onnxruntime is installed), else with scikit-learn; onnx insists on the graph.
     A bundle swapped in while it is read is read again: a reader never gets half of each.
     """
     for _ in range(_LOAD_ATTEMPTS):
         before = _identity(bundle)
         try:
-            champion = _load_once(bundle, task)
+            champion = _load_once(bundle, task, runtime)
         except ModelNotReadyError:
             if _identity(bundle) != before:
                 continue
             raise
         if _identity(bundle) == before:
-            logger.info("serving model v%s from %s", champion.version, bundle)
+            logger.info(
+                "serving model v%s from %s with %s", champion.version, bundle, champion.runtime
+            )
             return champion
     raise ModelNotReadyError(f"{bundle} kept changing while it was read; fix: retry")
 
@@ -264,13 +286,37 @@ def _check_file(bundle: Path, name: str, digest: str) -> None:
         )
 
 
-def _load_once(bundle: Path, task: Task) -> Champion:
+def _onnx_model(bundle: Path, metadata: dict[str, Any], contract: Contract) -> OnnxModel:
+    """The bundle's ONNX graph; ModelNotReadyError saying why there is none to serve."""
+    record = metadata.get("onnx") or {}
+    version = metadata["version"]
+    if record.get("runtime") != "onnx" or not (bundle / ONNX_FILE).is_file():
+        why = record.get("reason", "it was exported without one")
+        raise ModelNotReadyError(
+            f"model v{version} has no ONNX graph ({why}); fix: set serve.runtime to auto or sklearn"
+        )
+    try:
+        return OnnxModel((bundle / ONNX_FILE).read_bytes(), contract, record.get("classes", []))
+    except Exception as error:  # ImportError, or onnxruntime refusing the graph
+        raise ModelNotReadyError(f"{bundle / ONNX_FILE} could not be loaded: {error!r}") from None
+
+
+def _load_once(bundle: Path, task: Task, runtime: str) -> Champion:
     metadata = _verified_metadata(bundle)
     version = metadata["version"]
     try:
         contract = load_contract(bundle / CONTRACT_FILE)
     except ProjectError as error:
         raise ModelNotReadyError(str(error)) from None
+    if runtime != "sklearn":
+        try:
+            onnx = _onnx_model(bundle, metadata, contract)
+        except ModelNotReadyError as error:
+            if runtime == "onnx":
+                raise
+            logger.info("answering with scikit-learn: %s", error)
+        else:
+            return Champion(pipeline=onnx, contract=contract, metadata=metadata, task=task)
     import joblib
 
     try:

@@ -16,7 +16,9 @@ import typer
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
 
 if TYPE_CHECKING:  # pandas behind score.py: imported by the command, not by --help
+    from .bundle import Champion
     from .score import ScoreJob, ScoreResult
+    from .settings import Settings
 
 ADHOC_REPORTS = Path("reports/adhoc")
 # In a log (not a terminal), `score` prints its progress at most this often.
@@ -335,6 +337,17 @@ def _print_scored(result: ScoreResult, job: ScoreJob) -> None:
         )
 
 
+def _scoring_champion(settings: Settings) -> Champion:
+    """The exported champion on the configured runtime (serve.runtime), or a one-line error."""
+    from .bundle import ModelNotReadyError, load_champion
+
+    bundle, runtime = settings.registry.export_dir, settings.serve.runtime
+    try:
+        return load_champion(bundle, settings.task, runtime)
+    except ModelNotReadyError as error:
+        raise ProjectError(f"no champion to score with: {error}") from None
+
+
 @app.command()
 @reports_errors
 def score(
@@ -374,15 +387,11 @@ def score(
 
     Checks rows with the API's rules, logs a sample for `monitor`; see score.py.
     """
-    from .bundle import ModelNotReadyError, load_champion
     from .score import ScoreJob, Shard, run_score
     from .settings import load_settings
 
     settings = load_settings()
-    try:
-        champion = load_champion(settings.registry.export_dir, settings.task)
-    except ModelNotReadyError as error:
-        raise ProjectError(f"no champion to score with: {error}") from None
+    champion = _scoring_champion(settings)
     output, rejects = _score_paths(data, output, rejects, (shard_index, shards))
     job = ScoreJob(
         source=data,

@@ -30,6 +30,7 @@ from .bundle import (
     install,
     load_champion,
     model_inputs,
+    read_metadata,
     sha256,
     write_metadata,
 )
@@ -147,6 +148,7 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             ).read_text()
         )
         contract = load_contract(staging / CONTRACT_FILE)
+        metadata["onnx"] = _export_onnx(settings, staging, contract)
         card = model_card(settings, metadata, run, behavioural, contract)
         (staging / CARD_FILE).write_text(card)
         write_metadata(staging, metadata)  # last: its checksums cover every file above
@@ -155,10 +157,28 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
     return target
 
 
+def _export_onnx(settings: Settings, staging: Path, contract: Contract) -> dict[str, Any]:
+    """Write the pipeline's ONNX graph into the bundle if it passes parity; the record says."""
+    import joblib
+
+    from .onnx_model import write_onnx
+
+    pipeline = joblib.load(staging / MODEL_FILE)
+    try:
+        held_out = model_inputs(read_table(settings.data.test_path, contract), contract)
+    except (ProjectError, OSError, KeyError) as error:
+        reason = f"the held-out rows to check parity on are unreadable ({error})"
+        return {"runtime": "sklearn", "reason": reason}
+    tolerance = settings.registry.onnx_tolerance
+    return write_onnx(staging, pipeline, contract, settings.task, held_out, tolerance)
+
+
 def _verified(bundle: Path, settings: Settings, version: Any) -> None:
     """Load `bundle` as the service would; a bundle that fails is never installed."""
     try:
         load_champion(bundle, settings.task)
+        if (read_metadata(bundle) or {}).get("onnx", {}).get("runtime") == "onnx":
+            load_champion(bundle, settings.task, "onnx")
     except ModelNotReadyError as error:
         raise ProjectError(
             f"the bundle exported for v{version.version} fails verification: {error}"
@@ -186,11 +206,12 @@ CARD = """\
 # Model card: {model_name} v{version} ({alias})
 
 - Task: {task}; estimator `{estimator}` in a scikit-learn pipeline
-  built from the data contract (imputation, scaling, one-hot encoding).
+  built from the data contract (imputation, scaling unless trees, one-hot encoding).
 - MLflow run: `{run_id}`; git commit `{git_commit}`.
 - Training data: `{train_path}`, DVC/MD5 `{data_md5}`;
   {train_rows} rows for training, {test_rows} held out.
 - Model file SHA-256: `{model_sha256}`.
+- Serving runtime: {runtime}.
 
 ## Hyperparameters
 
@@ -257,6 +278,19 @@ def _table_rows(
     return {"threshold_rows": metric_rows, "behaviour_rows": behaviour_rows}
 
 
+def _runtime_text(record: dict[str, Any] | None) -> str:
+    """Which runtime the service answers with, and the parity check that decided it."""
+    if not record:
+        return "scikit-learn (exported before the ONNX export)"
+    if record["runtime"] == "onnx":
+        return (
+            f"ONNX (`model.onnx`, onnxruntime): on {record['rows']} held-out rows every class "
+            f"matched scikit-learn and the largest difference was {record['max_difference']:.2g} "
+            f"(tolerance {record['tolerance']:g})"
+        )
+    return f"scikit-learn: no ONNX graph, because {record['reason']}"
+
+
 def _promotion_text(record: dict[str, Any] | None) -> str:
     """The gate's decision for this version: both figures on the same rows, the interval."""
     if record is None:
@@ -287,6 +321,7 @@ def model_card(
     return CARD.format(
         **{key: metadata[key] for key in ("model_name", "version", "alias", "task", "run_id")},
         model_sha256=metadata["model_sha256"],
+        runtime=_runtime_text(metadata.get("onnx")),
         estimator=run.data.tags.get("estimator"),
         git_commit=run.data.tags.get("git_commit"),
         data_md5=run.data.tags.get("dvc_data_md5"),

@@ -192,6 +192,8 @@ class RegistrySettings(Section):
     http_timeout_seconds: int = Field(default=8, ge=1)
     http_max_retries: int = Field(default=2, ge=0)
     http_backoff_factor: int = Field(default=1, ge=0)
+    # The export keeps the champion's ONNX graph only within this of scikit-learn's answers.
+    onnx_tolerance: float = Field(default=1e-4, gt=0, lt=1)
 
 
 class ServeSettings(Section):
@@ -199,6 +201,8 @@ class ServeSettings(Section):
 
     max_batch_rows: int = Field(ge=1)
     max_body_bytes: int = Field(ge=1024)
+    # auto: the bundle's ONNX graph when it passed parity, else scikit-learn (see onnx_model.py).
+    runtime: Literal["auto", "onnx", "sklearn"] = "auto"
     # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
     max_header_bytes: int = Field(default=16384, ge=1024)
     max_headers: int = Field(default=100, ge=10)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
-import pandas as pd
 
 from .metrics import (
     BINARY,
@@ -28,10 +27,14 @@ from .metrics import (
 )
 from .monitoring.records import PREDICTION, PROBABILITIES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service imports this module: pandas only where a function needs it
+    import pandas as pd
+
     from .contract import Contract
 
 Array = np.ndarray[Any, Any]
+# What a model predicts from: a frame for scikit-learn, arrays by input name for ONNX.
+ModelInputs: TypeAlias = "pd.DataFrame | Mapping[str, Array]"
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,10 @@ class Task(ABC):
         """`metric` on each bootstrap resample (a row of draw counts); NaN where undefined."""
 
     @abstractmethod
-    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+    def predict_arrays(self, pipeline: Any, inputs: ModelInputs) -> Predictions:
         """The model's answers for `inputs`, in order, as arrays."""
 
-    def predict(self, pipeline: Any, inputs: pd.DataFrame) -> list[Prediction]:
+    def predict(self, pipeline: Any, inputs: ModelInputs) -> list[Prediction]:
         """The model's answers for `inputs`, in order."""
         return self.predict_arrays(pipeline, inputs).items()
 
@@ -289,7 +292,7 @@ class Classification(Task):
             raise ValueError("classification metrics need class probabilities")
         return resampled_classification_metric(metric, target, predicted, scores, classes, weights)
 
-    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+    def predict_arrays(self, pipeline: Any, inputs: ModelInputs) -> Predictions:
         probabilities = np.asarray(pipeline.predict_proba(inputs), dtype=float)
         classes = tuple(str(label) for label in pipeline.classes_)
         # The most probable class (the first on a tie), as predict_proba's argmax always gave.
@@ -313,6 +316,7 @@ class Classification(Task):
         self, model: Any, inputs: pd.DataFrame, target: pd.Series, classes: Sequence[str]
     ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
         import matplotlib.pyplot as plt
+        import pandas as pd
         from sklearn import metrics
 
         scores = model.predict_proba(inputs)
@@ -433,13 +437,15 @@ class Regression(Task):
     ) -> Array:
         return resampled_regression_metric(metric, target, predicted, weights)
 
-    def predict_arrays(self, pipeline: Any, inputs: pd.DataFrame) -> Predictions:
+    def predict_arrays(self, pipeline: Any, inputs: ModelInputs) -> Predictions:
         return Predictions(np.asarray(pipeline.predict(inputs), dtype=float))
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
         return {PREDICTION: prediction.value}
 
     def labels(self, values: pd.Series) -> pd.Series:
+        import pandas as pd
+
         return pd.to_numeric(values).astype(float)
 
     def row_errors(self, truth: pd.Series, predicted: pd.Series) -> pd.Series:
@@ -460,6 +466,8 @@ class Regression(Task):
         return {"residuals": residuals.figure_}, {}
 
     def signal(self, target: pd.Series, classes: Sequence[str]) -> pd.Series:
+        import pandas as pd
+
         return pd.to_numeric(target).astype(float)
 
     def output(self, model: Any, inputs: pd.DataFrame, classes: Sequence[str]) -> Array:

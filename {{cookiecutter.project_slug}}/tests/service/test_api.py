@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,12 @@ from {{ cookiecutter.package_name }}.settings import (
 ServiceSettings = Callable[..., Settings]  # the conftest fixture: serve overrides -> Settings
 
 
-@pytest.fixture
-def client(service_settings: ServiceSettings) -> Iterator[TestClient]:
-    app = create_app(service_settings())
+@pytest.fixture(params=["auto", "sklearn"])
+def client(
+    service_settings: ServiceSettings, request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
+    """The service on both runtimes: auto serves the bundle's ONNX graph (it passed parity)."""
+    app = create_app(service_settings(runtime=request.param))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -77,12 +79,19 @@ def test_one_record_gives_one_prediction_matching_the_model(
     assert len(body["prediction_id"]) == 32
     [answer] = body["predictions"]
     expected_frame = model_inputs(pd.DataFrame([records[0]]), contract)
+    # ONNX computes in float32: within the tolerance its export was checked against.
+    tolerance = settings.registry.onnx_tolerance
     if settings.task.name == "classification":
         assert answer["prediction"] == fitted_pipeline.predict(expected_frame)[0]
         assert set(answer["probabilities"]) == set(contract.target.allowed or [])
-        assert math.isclose(sum(answer["probabilities"].values()), 1.0)
+        assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        expected = fitted_pipeline.predict_proba(expected_frame)[0].tolist()
+        classes = [str(label) for label in fitted_pipeline.classes_]
+        got = [answer["probabilities"][label] for label in classes]
+        assert got == pytest.approx(expected, rel=tolerance, abs=tolerance)
     else:
-        assert math.isclose(answer["prediction"], fitted_pipeline.predict(expected_frame)[0])
+        expected = fitted_pipeline.predict(expected_frame)[0]
+        assert answer["prediction"] == pytest.approx(expected, rel=tolerance, abs=tolerance)
 
 
 def test_a_batch_keeps_the_order_of_its_records(

@@ -40,12 +40,15 @@ def _corrupt_model(bundle: Path, contract: Contract) -> None:
 
 
 def _unloadable_model(bundle: Path, contract: Contract) -> None:
+    """The pickle and the ONNX graph replaced by bytes neither loader takes, checksums updated."""
     import hashlib
 
-    garbage = b"this is not a pickle"
-    (bundle / "model.joblib").write_bytes(garbage)
+    garbage = b"this is not a pickle, nor an ONNX graph"
     metadata = json.loads((bundle / "metadata.json").read_text())
-    metadata["files"]["model.joblib"] = hashlib.sha256(garbage).hexdigest()
+    for name in ("model.joblib", "model.onnx"):
+        if (bundle / name).exists():
+            (bundle / name).write_bytes(garbage)
+            metadata["files"][name] = hashlib.sha256(garbage).hexdigest()
     (bundle / "metadata.json").write_text(json.dumps(metadata))
 
 

@@ -172,6 +172,9 @@ class ModelInfo(BaseModel):
     run_id: str
     exported_at: str
     model_sha256: str
+    runtime: Literal["onnx", "sklearn"] = Field(
+        description="What answers: the bundle's ONNX graph (onnxruntime) or scikit-learn."
+    )
     metrics: dict[str, float]
     contract: dict[str, Any]
 

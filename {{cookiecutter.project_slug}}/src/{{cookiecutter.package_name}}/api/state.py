@@ -35,7 +35,9 @@ class ServiceState:
         telemetry = Telemetry()
         champion, reason = None, None
         try:
-            champion = load_champion(settings.registry.export_dir, settings.task)
+            champion = load_champion(
+                settings.registry.export_dir, settings.task, settings.serve.runtime
+            )
         except ModelNotReadyError as error:
             reason = str(error)
             logger.error("model not ready: %s", reason)

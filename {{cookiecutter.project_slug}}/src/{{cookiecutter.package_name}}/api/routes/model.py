@@ -29,6 +29,7 @@ def build_router(auth: bool) -> APIRouter:
             run_id=str(metadata.get("run_id", "")),
             exported_at=str(metadata.get("exported_at", "")),
             model_sha256=str(metadata.get("model_sha256", "")),
+            runtime=champion.runtime,
             metrics={str(key): float(value) for key, value in metadata.get("metrics", {}).items()},
             contract=champion.contract.model_dump(mode="json", exclude_none=True),
         )
