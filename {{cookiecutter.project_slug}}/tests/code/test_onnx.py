@@ -39,13 +39,15 @@ TRAINING_LIBRARIES = ("/pandas/", "/sklearn/", "/scipy/")
 
 
 def _rows_with_gaps(sample: pd.DataFrame, contract: Contract) -> list[tuple[Any, ...]]:
-    """Real rows as the service receives them, then the same rows with each feature missing."""
-    real = sample[contract.feature_names].head(20).astype(object)
-    rows = [tuple(row) for row in real.itertuples(index=False)]
-    for index in range(len(contract.feature_names)):
-        rows.append(
-            tuple(None if i == index else value for i, value in enumerate(rows[index % 20]))
-        )
+    """Real rows as the service receives them (JSON values, None when missing), then the same
+    rows with each feature missing in turn.
+    """
+    names = contract.feature_names
+    records = json.loads(sample[names].head(20).to_json(orient="records"))
+    rows = [tuple(record[name] for name in names) for record in records]
+    for index in range(len(names)):
+        row = rows[index % len(records)]
+        rows.append(tuple(None if i == index else value for i, value in enumerate(row)))
     return rows
 
 
