@@ -87,8 +87,33 @@ def test_image_is_slim_non_root_and_free_of_the_training_stack(image: tuple[str,
     assert docker("image", "inspect", "--format", "{{.Config.User}}", tag) == "10001:10001"
     probe = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m)])"
     assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", probe) == "[]"
+    # The champion has an ONNX graph: the default build leaves the scikit-learn stack out.
+    modules = ["sklearn", "scipy", "joblib", "pandas", "onnxruntime"]
+    lean = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    assert (
+        docker("run", "--rm", "--entrypoint", "python", tag, "-c", lean)
+        == "['pandas', 'onnxruntime']"
+    )
     certs = "import glob; print(glob.glob('/usr/local/share/ca-certificates/extra/*.crt'))"
     assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", certs) == "[]"
+
+
+def test_the_onnx_only_image_names_the_rebuild_when_asked_for_scikit_learn(
+    image: tuple[str, Path],
+) -> None:
+    tag, _ = image
+    program = (
+        "from my_ml_service.bundle import ModelNotReadyError, load_champion\n"
+        "from my_ml_service.settings import load_settings\n"
+        "settings = load_settings()\n"
+        "try:\n"
+        "    load_champion(settings.registry.export_dir, settings.task, 'sklearn')\n"
+        "except ModelNotReadyError as error:\n"
+        "    print(error)\n"
+    )
+    said = docker("run", "--rm", "--entrypoint", "python", tag, "-c", program)
+    assert "needs scikit-learn, which is not installed here" in said
+    assert "--build-arg RUNTIME=sklearn" in said
 
 
 def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) -> None:
@@ -113,6 +138,7 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
                 time.sleep(0.25)
         print(f"\ncontainer ready in {time.monotonic() - started:.1f} s")
         assert readiness == {"ready": True, "model_version": "1"}
+        assert _get(f"{url}/model")[1]["runtime"] == "onnx"
         assert docker("exec", container, "id", "-u") == "10001"
         record = a_record(project)
         request = urllib.request.Request(
@@ -209,6 +235,20 @@ def test_the_batch_jobs_shards_score_every_row_once_in_the_image(
     answers.remove("prediction_id")
     by_row = {row["row"]: [row[name] for name in answers] for row in scored}
     assert by_row == {row["row"]: [row[name] for name in answers] for row in _csv_rows(local)}
+    # ...on ONNX, and within the export's tolerance of scikit-learn's answers.
+    reference = tmp_path / "sklearn.csv"
+    run(
+        ["env", "MY_ML_SERVICE_SERVE__RUNTIME=sklearn", uv_executable(), "run", "--locked",
+         "my_ml_service", "score", str(source), "--output", str(reference), "--log-rows", "0"],
+        project,
+    )  # fmt: skip
+    classes = any(name.startswith("prob") for name in answers)
+    for row in _csv_rows(reference):
+        for name, value in zip(answers, by_row[row["row"]], strict=True):
+            if classes and name == "prediction":
+                assert value == row[name]
+            else:
+                assert float(value) == pytest.approx(float(row[name]), rel=1e-4, abs=1e-4)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:

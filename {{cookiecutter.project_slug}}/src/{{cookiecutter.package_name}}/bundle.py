@@ -317,7 +317,14 @@ def _load_once(bundle: Path, task: Task, runtime: str) -> Champion:
             logger.info("answering with scikit-learn: %s", error)
         else:
             return Champion(pipeline=onnx, contract=contract, metadata=metadata, task=task)
-    import joblib
+    try:
+        import joblib
+    except ImportError:  # the ONNX-only image leaves the scikit-learn stack out
+        raise ModelNotReadyError(
+            f"model v{version} needs scikit-learn, which is not installed here (an ONNX-only "
+            "image); fix: serve.runtime auto with a bundle that has an ONNX graph, or build "
+            "the image with --build-arg RUNTIME=sklearn"
+        ) from None
 
     try:
         pipeline = joblib.load(bundle / MODEL_FILE)
