@@ -239,7 +239,8 @@ def test_the_batch_jobs_shards_score_every_row_once_in_the_image(
     reference = tmp_path / "sklearn.csv"
     run(
         ["env", "MY_ML_SERVICE_SERVE__RUNTIME=sklearn", uv_executable(), "run", "--locked",
-         "my_ml_service", "score", str(source), "--output", str(reference), "--log-rows", "0"],
+         "my_ml_service", "score", str(source), "--output", str(reference), "--log-rows", "0",
+         "--rejects", str(tmp_path / "sklearn.rejects.csv")],
         project,
     )  # fmt: skip
     classes = any(name.startswith("prob") for name in answers)
