@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from .task import Prediction, Predictions, Task
 
 if TYPE_CHECKING:  # the ONNX service never imports pandas; the scikit-learn path does, lazily
     import pandas as pd
+
+    from .settings import Runtime, RuntimeChoice
 
 MODEL_FILE = "model.joblib"
 CONTRACT_FILE = "contract.yaml"
@@ -47,7 +49,6 @@ _LOAD_ATTEMPTS = 5
 REEXPORT = "fix: re-export the champion from the registry (`export`)"
 
 logger = logging.getLogger(__name__)
-Runtime = Literal["onnx", "sklearn"]
 
 __all__ = ["Champion", "ModelNotReadyError", "Prediction", "load_champion"]
 
@@ -223,9 +224,7 @@ def _identity(path: Path) -> tuple[int, int, bytes] | None:
     return status.st_dev, status.st_ino, metadata
 
 
-def load_champion(
-    bundle: Path, task: Task, runtime: Literal["auto", "onnx", "sklearn"] = "sklearn"
-) -> Champion:
+def load_champion(bundle: Path, task: Task, runtime: RuntimeChoice = "sklearn") -> Champion:
     """Load and verify the bundle in `bundle`; raise ModelNotReadyError naming the problem.
 
     `runtime` auto answers with the bundle's ONNX graph when it passed parity at export (and
@@ -301,7 +300,7 @@ def _onnx_model(bundle: Path, metadata: dict[str, Any], contract: Contract) -> O
         raise ModelNotReadyError(f"{bundle / ONNX_FILE} could not be loaded: {error!r}") from None
 
 
-def _load_once(bundle: Path, task: Task, runtime: str) -> Champion:
+def _load_once(bundle: Path, task: Task, runtime: RuntimeChoice) -> Champion:
     metadata = _verified_metadata(bundle)
     version = metadata["version"]
     try:

@@ -30,7 +30,6 @@ from .bundle import (
     install,
     load_champion,
     model_inputs,
-    read_metadata,
     sha256,
     write_metadata,
 )
@@ -176,8 +175,8 @@ def _export_onnx(settings: Settings, staging: Path, contract: Contract) -> dict[
 def _verified(bundle: Path, settings: Settings, version: Any) -> None:
     """Load `bundle` as the service would; a bundle that fails is never installed."""
     try:
-        load_champion(bundle, settings.task)
-        if (read_metadata(bundle) or {}).get("onnx", {}).get("runtime") == "onnx":
+        champion = load_champion(bundle, settings.task)
+        if champion.metadata.get("onnx", {}).get("runtime") == "onnx":
             load_champion(bundle, settings.task, "onnx")
     except ModelNotReadyError as error:
         raise ProjectError(

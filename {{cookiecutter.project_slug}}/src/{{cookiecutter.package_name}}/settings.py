@@ -46,6 +46,12 @@ def _task(value: Any) -> Task:
 TaskSetting = Annotated[Task, BeforeValidator(_task), PlainSerializer(str)]
 
 
+# What answers a champion's predictions, and what serve.runtime may ask for (auto: the ONNX
+# graph when it passed parity at export, else scikit-learn; see onnx_model.py).
+Runtime = Literal["onnx", "sklearn"]
+RuntimeChoice = Literal["auto", "onnx", "sklearn"]
+
+
 class Section(BaseModel):
     """A params.yaml section: unknown keys are errors, not silently ignored typos."""
 
@@ -202,7 +208,7 @@ class ServeSettings(Section):
     max_batch_rows: int = Field(ge=1)
     max_body_bytes: int = Field(ge=1024)
     # auto: the bundle's ONNX graph when it passed parity, else scikit-learn (see onnx_model.py).
-    runtime: Literal["auto", "onnx", "sklearn"] = "auto"
+    runtime: RuntimeChoice = "auto"
     # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
     max_header_bytes: int = Field(default=16384, ge=1024)
     max_headers: int = Field(default=100, ge=10)

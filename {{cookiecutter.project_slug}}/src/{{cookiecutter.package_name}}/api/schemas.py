@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
+from ..settings import Runtime
 
 
 def _whole_number_as_code(value: Any) -> Any:
@@ -172,7 +173,7 @@ class ModelInfo(BaseModel):
     run_id: str
     exported_at: str
     model_sha256: str
-    runtime: Literal["onnx", "sklearn"] = Field(
+    runtime: Runtime = Field(
         description="What answers: the bundle's ONNX graph (onnxruntime) or scikit-learn."
     )
     metrics: dict[str, float]
