@@ -1,4 +1,5 @@
-"""Bad answers are rejected with one clear line before any file is written."""
+"""Bad answers are rejected with one clear line, at the prompt they were typed at, before any file
+is written."""
 
 from __future__ import annotations
 
@@ -127,13 +128,56 @@ def test_bad_answer_is_rejected_without_output(
     assert result.returncode != 0
     (line,) = our_error_lines(result.stderr)
     assert line.startswith(message)
-    assert "Traceback" not in result.stderr
+    # Refused by the prompt-time check, not a failed hook (cookiecutter logs that with a traceback).
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "hook" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interactive_bake_stops_at_the_first_wrong_answer(tmp_path: Path) -> None:
+    """A wrong slug is refused right after it is typed, not after all nine prompts."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--output-dir", str(tmp_path), str(TEMPLATE)],
+        input="My Service\n2nd-service\n" + "\n" * 7,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert our_error_lines(result.stderr) == [
+        "error: project_slug '2nd-service' is not a valid slug; fix: use lowercase letters, "
+        "digits and single hyphens, starting with a letter, e.g. 'ml-2nd-service'"
+    ]
+    assert "[2/9]" in result.stdout
+    assert "[3/9]" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cruft_refuses_a_wrong_answer_the_same_way(tmp_path: Path) -> None:
+    cruft = Path(sys.executable).parent / "cruft"
+    answers = json.dumps({"project_name": "Joblib"})
+    result = subprocess.run(
+        [str(cruft), "create", "--no-input", "--extra-context", answers, str(TEMPLATE)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert our_error_lines(result.stderr) == [
+        "error: project_slug 'joblib' is the name of a locked dependency (uv cannot lock both); "
+        "fix: choose e.g. 'joblib-service'"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unsupported_python_is_rejected_by_the_hook(tmp_path: Path) -> None:
     # Choice prompts refuse unknown values themselves; a replayed or hand-edited answer file
-    # skips that check, so the hook guards it too.
+    # skips every prompt-time check, so the pre-generation hook applies the same rules.
     good = bake(tmp_path / "good")
     context = json.loads((good / ".cruft.json").read_text())["context"]
     # A replay holds every key cookiecutter renders, private ones included.

@@ -16,11 +16,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
 from conftest import (
-    TEMPLATE,
     bake,
     free_port,
     git,
@@ -30,6 +28,8 @@ from conftest import (
     uv_executable,
     wait_until_ready,
 )
+
+import template_answers
 
 pytestmark = pytest.mark.slow
 
@@ -553,12 +553,7 @@ def test_the_bake_hook_refuses_every_module_the_environment_installs(project: Pa
     script = "import importlib.metadata as m, json; "
     script += "print(json.dumps([*m.packages_distributions()]))"
     modules = json.loads(uv_run(project, "python", "-c", script).strip().splitlines()[-1])
-    hook = jinja2.Template((TEMPLATE / "hooks" / "post_gen_project.py").read_text()).render(
-        cookiecutter={"project_slug": "x", "package_name": "x", "_template": "", "license": "MIT"}
-    )
-    namespace: dict[str, Any] = {"__name__": "post_gen_project"}
-    exec(compile(hook, "post_gen_project.py", "exec"), namespace)
-    reserved = namespace["reserved_imports"](namespace["locked"](project / "uv.lock"))
+    reserved = template_answers.reserved_imports(template_answers.locked(project / "uv.lock"))
     own = project.name.replace("-", "_")
     # Names an answer could be (mypyc's hashed "<hex>__mypyc" helpers are not).
     answers = {name for name in modules if re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name)}

@@ -1,4 +1,5 @@
-"""The template's own Python (tests, hooks, scripts, benchmarks) is linted and type-checked.
+"""The template's own Python (answer rules, tests, hooks, scripts, benchmarks) is linted
+and type-checked.
 
 The generated project checks its own code (its `make lint typecheck`, run by test_project.py).
 """
@@ -14,7 +15,7 @@ from conftest import TEMPLATE
 
 TOOLS = Path(sys.executable).parent
 # Named, not ".": ruff would read the template project's (Jinja) pyproject.toml too.
-CODE = ["tests", "hooks", "scripts", "benchmarks"]
+CODE = ["template_answers.py", "tests", "hooks", "scripts", "benchmarks"]
 CHECKS = {
     "ruff check": [str(TOOLS / "ruff"), "check", *CODE],
     "ruff format": [str(TOOLS / "ruff"), "format", "--check", *CODE],
