@@ -177,8 +177,11 @@ def refusal(answers: Mapping[str, Any]) -> str | None:
 
 
 def refuse_invalid(answers: Mapping[str, Any], field: str) -> str:
-    """Stop the bake at this answer: one line on stderr, no traceback, nothing written yet."""
-    message = problem(field, answers)
+    """Stop the bake at this answer: one line on stderr, no traceback, nothing written yet.
+
+    A replay file from an older template lacks this check and is prompted for it alone, without
+    the answer: the pre-generation hook checks that one."""
+    message = problem(field, answers) if field in answers else None
     if message:
         raise SystemExit(f"error: {message}")
     return ""
