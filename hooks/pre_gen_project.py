@@ -6,7 +6,8 @@ The rules live in template_answers.py; the prompts apply them as each answer is 
 import json
 import sys
 
-REFUSAL = json.loads(r"""{{ cookiecutter | refusal | tojson }}""")
+# In a list: tojson writes a quoted string (or null), and a quote must not touch the """.
+(REFUSAL,) = json.loads(r"""[{{ cookiecutter | refusal | tojson }}]""")
 
 if __name__ == "__main__" and REFUSAL:
     print(f"error: {REFUSAL}", file=sys.stderr)
