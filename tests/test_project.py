@@ -548,7 +548,7 @@ def test_pipeline_stops_at_the_gate_on_bad_data(project: Path, tmp_path: Path) -
         assert (prepared / name).read_bytes() == content, f"{name} changed behind the gate"
 
 
-def test_the_bake_hook_refuses_every_module_the_environment_installs(project: Path) -> None:
+def test_the_answer_rules_refuse_every_module_the_environment_installs(project: Path) -> None:
     """A package named after any module the locked environment installs would shadow it."""
     script = "import importlib.metadata as m, json; "
     script += "print(json.dumps([*m.packages_distributions()]))"
