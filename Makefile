@@ -52,7 +52,7 @@ demo: $(UV) ## Bake a project from the defaults into build/demo and run its whol
 	@echo "Kubernetes:       cd $(DEMO_DIR)/$(DEMO_SLUG) && make manifests OVERLAY=production"
 
 test: $(UV) $(ACTIONLINT) ## Run every template test: bake each option, hooks, and baked projects end to end
-	$(RUN) pytest --numprocesses 2 --dist loadgroup
+	$(RUN) pytest --numprocesses 2 --dist loadgroup --durations 30
 
 test-fast: $(UV) $(ACTIONLINT) ## Only the fast template tests (no environment installs)
 	$(RUN) pytest -m "not slow" --numprocesses 2 --dist loadgroup
