@@ -121,6 +121,20 @@ def test_make_help_lists_the_tasks(project: Path) -> None:
         assert target in output
 
 
+# The sections of Mitchell et al., "Model Cards for Model Reporting", as the card names them.
+CARD_SECTIONS = (
+    "Model details",
+    "Intended use",
+    "Factors",
+    "Metrics",
+    "Evaluation data",
+    "Training data",
+    "Quantitative analyses per slice",
+    "Ethical considerations",
+    "Caveats and recommendations",
+)
+
+
 def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     cold = uv_run(project, "dvc", "repro")
     for stage in ("prepare", "validate", "train", "evaluate", "promote"):
@@ -142,11 +156,33 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
         "models/champion/contract.yaml",
         "models/champion/metadata.json",
         "models/champion/model_card.md",
+        "models/champion/model_card.html",
+        "reports/evaluate/analysis.json",
         "mlflow.db",
         "dvc.lock",
     ):
         assert (project / output).is_file(), output
-    assert json.loads((project / "reports/evaluate/metrics.json").read_text())["passed"] is True
+    metrics = json.loads((project / "reports/evaluate/metrics.json").read_text())
+    assert metrics["passed"] is True
+    # The sample contracts name slices: each group's size and figures, and each gap's interval.
+    for result in metrics["slices"].values():
+        assert all(figures["rows"] > 0 for figures in result["groups"].values())
+        assert any(gap["low"] is not None for gap in result["gaps"].values())
+    card = (project / "models/champion/model_card.md").read_text()
+    section = card.split("## Quantitative analyses per slice", 1)[1].split("\n## ", 1)[0]
+    assert section.count("| group | rows |") == len(metrics["slices"])
+    # Every section of "Model Cards for Model Reporting", none empty and none left unstated
+    # (the sample contracts give the words), each metric with its interval; and an HTML page.
+    for heading in CARD_SECTIONS:
+        body = card.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+        assert body.strip(), heading
+    assert "not stated" not in card
+    assert "not recorded" not in card
+    assert "| n/a |" not in card
+    assert "Replaces: nothing: the first champion" in card
+    page = (project / "models/champion/model_card.html").read_text()
+    assert page.count("<table>") == card.count("\n|---")
+    assert "<script" not in page
     assert json.loads((project / "models/champion/metadata.json").read_text())["version"] == "1"
     listing = uv_run(project, "my_ml_service", "models")
     assert re.search(r"^1\s+champion\s", listing, re.MULTILINE), listing

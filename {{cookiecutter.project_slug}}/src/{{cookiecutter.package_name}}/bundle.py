@@ -38,6 +38,7 @@ MODEL_FILE = "model.joblib"
 CONTRACT_FILE = "contract.yaml"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "model_card.md"
+CARD_HTML_FILE = "model_card.html"
 # The champion's answers on its held-out rows: monitoring resamples them beside a window's.
 EVALUATION_FILE = "evaluation.csv"
 # Files the metadata's checksums cover: a changed contract changes what the API accepts.

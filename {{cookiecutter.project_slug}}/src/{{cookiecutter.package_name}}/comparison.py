@@ -105,10 +105,10 @@ def paired_bootstrap(
                 _resampled(task, metric, truth, challenger, classes, weights)
                 - _resampled(task, metric, truth, champion, classes, weights)
             )
-            for weights in _draws(rng, len(truth), resamples)
+            for weights in bootstrap_draws(rng, len(truth), resamples)
         ]
     )
-    low, high = _interval(gains, resamples, confidence)
+    low, high = percentile_interval(gains, resamples, confidence)
     return PairedComparison(
         metric=metric,
         rows=len(truth),
@@ -167,21 +167,23 @@ def drop_interval(
     drops: list[float] = []
     # One generator, chunks drawn alternately: the same seed gives the same interval.
     for ref_weights, cur_weights in zip(
-        _draws(rng, len(ref_truth), resamples), _draws(rng, len(cur_truth), resamples), strict=True
+        bootstrap_draws(rng, len(ref_truth), resamples),
+        bootstrap_draws(rng, len(cur_truth), resamples),
+        strict=True,
     ):
         before = _resampled(task, metric, ref_truth, ref_scored, classes, ref_weights)
         after = _resampled(task, metric, cur_truth, cur_scored, classes, cur_weights)
         drops += [
             task.relative_drop(metric, now, then) for now, then in zip(after, before, strict=True)
         ]
-    return _interval(np.asarray(drops), resamples, confidence)
+    return percentile_interval(np.asarray(drops), resamples, confidence)
 
 
 # Resamples weighed at once: a chunk holds CHUNK x rows draw counts in memory.
 CHUNK = 100
 
 
-def _draws(rng: np.random.Generator, rows: int, resamples: int) -> Iterator[Array]:
+def bootstrap_draws(rng: np.random.Generator, rows: int, resamples: int) -> Iterator[Array]:
     """Bootstrap resamples of `rows` rows as draw counts, one resample per row, a chunk at a time.
 
     Scoring with the counts as weights is scoring the drawn rows (see metrics.py).
@@ -204,7 +206,7 @@ def _resampled(
     return task.resampled(metric, truth, scored.predicted, scored.scores, classes, weights)
 
 
-def _interval(values: Array, resamples: int, confidence: float) -> tuple[float, float]:
+def percentile_interval(values: Array, resamples: int, confidence: float) -> tuple[float, float]:
     """The two-sided `confidence` percentile interval of the finite resampled `values`.
 
     NaN when too few resamples gave one.

@@ -30,6 +30,19 @@ HEADER = """\
 #     min, max            numbers only: the accepted range (the gate and the API enforce it)
 #     allowed             categories only: every accepted value, as text ("3" for the code 3,
 #                         which clients may send as 3, 3.0 or "3")
+#   slices                optional: groups of rows evaluate scores apart (sensitive attributes,
+#                         business segments); the gap between groups is gated (params.yaml:
+#                         evaluate.slices) and reported in the model card. One entry per slice:
+#     column              a feature; a category column gives one group per value
+#     bands               numbers only, required for them: ascending cut points (e.g. [12, 15]
+#                         gives "below 12", "12 to 15", "15 and above")
+#     description         why this slice matters (model card)
+#   model_card            optional: what the model card says beyond the figures:
+#     citation            where the data comes from and how to cite it
+#     intended_use        who the model is for and which decisions it supports
+#     out_of_scope        uses it must not be put to (a list)
+#     ethical_considerations  risks to people, sensitive data, known biases (a list)
+#     caveats             what a user should know or do before relying on it (a list)
 # Propose one for a CSV:
 #   {package} profile data/external/<file>.csv --target <column> -o contract.yaml --force
 # then review the ranges and allowed values: they are what the validation gate enforces.
@@ -70,8 +83,38 @@ class Column(BaseModel):
         return self.type != "category"
 
 
+class Slice(BaseModel):
+    """Rows grouped by one feature: its categories, or bands of a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(min_length=1)
+    bands: list[float] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> Self:
+        if self.bands is not None and (
+            not self.bands or any(b >= a for a, b in zip(self.bands[1:], self.bands, strict=False))
+        ):
+            raise ValueError(f"slice '{self.column}': bands must be ascending cut points")
+        return self
+
+
+class CardText(BaseModel):
+    """The model card's words that no run can know: the data's origin, the uses, the risks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    citation: str = ""
+    intended_use: str = ""
+    out_of_scope: list[str] = Field(default_factory=list)
+    ethical_considerations: list[str] = Field(default_factory=list)
+    caveats: list[str] = Field(default_factory=list)
+
+
 class Contract(BaseModel):
-    """The whole contract: a target and the features a model may use."""
+    """The whole contract: a target, the features a model may use, the slices to judge it on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,6 +123,8 @@ class Contract(BaseModel):
     target: Column
     features: list[Column] = Field(min_length=1)
     allow_extra_columns: bool = False
+    slices: list[Slice] = Field(default_factory=list)
+    model_card: CardText = Field(default_factory=CardText)
 
     @model_validator(mode="after")
     def _check_unique_names(self) -> Self:
@@ -87,6 +132,27 @@ class Contract(BaseModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"column names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_slices(self) -> Self:
+        by_name = {column.name: column for column in self.features}
+        for entry in self.slices:
+            column = by_name.get(entry.column)
+            if column is None:
+                raise ValueError(
+                    f"slice '{entry.column}' is not a feature; fix: name one of the features"
+                )
+            if column.is_numeric and entry.bands is None:
+                middle = ((column.min or 0) + (column.max or 0)) / 2
+                raise ValueError(
+                    f"slice '{entry.column}' is numeric; fix: give its bands (ascending cut "
+                    f"points), e.g. [{middle:g}]"
+                )
+            if not column.is_numeric and entry.bands is not None:
+                raise ValueError(
+                    f"slice '{entry.column}' is a category: one group per value; fix: drop bands"
+                )
         return self
 
     @property
@@ -151,6 +217,14 @@ def dump_contract(contract: Contract) -> str:
     document["features"] = [_column_entry(column) for column in contract.features]
     if contract.allow_extra_columns:
         document["allow_extra_columns"] = True
+    if contract.slices:
+        document["slices"] = [
+            _InlineMapping(entry.model_dump(mode="json", exclude_none=True, exclude_defaults=True))
+            for entry in contract.slices
+        ]
+    card = contract.model_card.model_dump(mode="json", exclude_defaults=True)
+    if card:
+        document["model_card"] = card
     dumped: str = yaml.dump(
         document, Dumper=_ContractDumper, sort_keys=False, allow_unicode=True, width=200
     )

@@ -12,11 +12,13 @@ import pandas as pd
 
 from .behavioral import BehaviouralResult, run_behavioural_tests
 from .bundle import CONTRACT_FILE, EVALUATION_FILE, MODEL_FILE, model_inputs
+from .card import analysis
 from .comparison import outputs_frame, score_rows
 from .contract import Contract, load_contract
 from .errors import QualityGateError
 from .rows import evaluation_split
 from .settings import Settings
+from .slices import SliceResult, as_json, assess_slices, dvc_metrics, mlflow_metrics, slice_failures
 from .tabular import read_table
 from .tracking import add_to_description, configure, optional_artifact, reported_failures
 from .train import CV_OUTPUTS_FILE, SERVING_ARTIFACTS, TRAINING_ARTIFACTS, TrainResult
@@ -39,11 +41,23 @@ class Evaluation:
     baseline: dict[str, float]
     threshold_failures: list[str]
     behavioural: list[BehaviouralResult]
+    slices: list[SliceResult]
+    # The model card's held-out analysis: intervals, errors, composition (card.analysis).
+    analysis: dict[str, Any]
+
+    @property
+    def slice_failures(self) -> list[str]:
+        """One sentence per slice gap above its bar."""
+        return slice_failures(self.slices)
 
     @property
     def passed(self) -> bool:
-        """Whether the model meets every threshold and passes every behavioural test."""
-        return not self.threshold_failures and all(test.passed for test in self.behavioural)
+        """Whether the model meets every bar (thresholds, slice gaps) and behavioural test."""
+        return (
+            not self.threshold_failures
+            and not self.slice_failures
+            and all(test.passed for test in self.behavioural)
+        )
 
 
 def load_serving_model(run_id: str) -> Any:
@@ -92,7 +106,11 @@ def threshold_failures(
 def _plots(
     model: Any, inputs: pd.DataFrame, target: pd.Series, settings: Settings, contract: Contract
 ) -> list[Path]:
-    """Write PNG plots and the CSV tables DVC plots from; return the files to keep with the run."""
+    """Write PNG plots and the CSV tables DVC plots from; return the files to keep with the run.
+
+    Every figure is titled with the model version and the row count: a plot copied into a
+    review or a ticket still says what it shows.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -117,7 +135,10 @@ def _plots(
     figure, axes = plt.subplots(figsize=(7, 5))
     ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
     figures["feature_importance"] = figure
+    trained = TrainResult.load(settings.train.run_file)
+    caption = f"{trained.model_name} v{trained.model_version}, {len(target)} held-out rows"
     for name, figure in figures.items():
+        figure.suptitle(caption, fontsize="small")
         figure.tight_layout()
         paths.append(report_dir / f"{name}.png")
         figure.savefig(paths[-1], dpi=100)
@@ -173,7 +194,33 @@ def assess(
         model, fitted_on, held_out, contract, task, settings.evaluate.directional
     )
     failures = threshold_failures(settings, metrics, baseline)
-    return Evaluation(version, metrics, baseline, failures, behavioural)
+    answers = task.predict_arrays(model, inputs).values
+    slices = assess_slices(settings, contract, test, answers)
+    scored = score_rows(task, model, inputs, classes)
+    facts = analysis(settings, contract, metrics, (target, scored), fitted_on[target.name])
+    return Evaluation(version, metrics, baseline, failures, behavioural, slices, facts)
+
+
+def _write_reports(settings: Settings, evaluation: Evaluation) -> dict[str, float]:
+    """metrics.json (DVC metrics), slices.json, analysis.json and behavioural.json.
+
+    Returns the baseline's figures.
+    """
+    baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
+    summary = {
+        **evaluation.metrics,
+        **baseline,
+        "passed": evaluation.passed,
+        "slices": dvc_metrics(evaluation.slices),
+    }
+    settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
+    slices = json.dumps(as_json(evaluation.slices), indent=2)
+    settings.evaluate.slices_file.write_text(slices + "\n")
+    analysis_text = json.dumps(evaluation.analysis, indent=2)
+    settings.evaluate.analysis_file.write_text(analysis_text + "\n")
+    results = [asdict(result) for result in evaluation.behavioural]
+    settings.evaluate.behavioural_file.write_text(json.dumps(results, indent=2) + "\n")
+    return baseline
 
 
 @reported_failures("evaluating")
@@ -192,16 +239,15 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(model, inputs, target, settings, contract)
     plots.append(_expected_outputs(model, inputs, target, settings, contract))
-    baseline = {BASELINE_TAG_PREFIX + name: value for name, value in evaluation.baseline.items()}
-    summary = {**metrics, **baseline, "passed": evaluation.passed}
-    settings.evaluate.metrics_file.write_text(json.dumps(summary, indent=2) + "\n")
-    results = [asdict(result) for result in behavioural]
-    settings.evaluate.behavioural_file.write_text(json.dumps(results, indent=2) + "\n")
+    baseline = _write_reports(settings, evaluation)
     with mlflow.start_run(run_id=trained.run_id):
         mlflow.log_metrics({METRIC_TAG_PREFIX + name: value for name, value in metrics.items()})
+        mlflow.log_metrics(mlflow_metrics(evaluation.slices))
         for path in [
             *plots,
             settings.evaluate.behavioural_file,
+            settings.evaluate.slices_file,
+            settings.evaluate.analysis_file,
             report_dir / IMPORTANCE_FILE,
         ]:
             mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)
@@ -219,11 +265,15 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
     }.items():
         client.set_model_version_tag(trained.model_name, trained.model_version, key, value)
     if not evaluation.passed:
-        problems = evaluation.threshold_failures + [
-            f"behavioural test '{test.name}' ({test.kind}) failed: {test.detail}"
-            for test in behavioural
-            if not test.passed
-        ]
+        problems = (
+            evaluation.threshold_failures
+            + evaluation.slice_failures
+            + [
+                f"behavioural test '{test.name}' ({test.kind}) failed: {test.detail}"
+                for test in behavioural
+                if not test.passed
+            ]
+        )
         raise QualityGateError(
             f"model v{trained.model_version} fails the quality gate and will not be promoted:\n  - "
             + "\n  - ".join(problems)

@@ -23,6 +23,7 @@ import pandas as pd
 from . import tracking
 from .bundle import (
     CARD_FILE,
+    CARD_HTML_FILE,
     CONTRACT_FILE,
     EVALUATION_FILE,
     MODEL_FILE,
@@ -33,6 +34,7 @@ from .bundle import (
     sha256,
     write_metadata,
 )
+from .card import card_html, model_card
 from .contract import Contract, load_contract
 from .errors import ProjectError
 from .evaluate import (
@@ -45,7 +47,7 @@ from .evaluate import (
     load_serving_model,
 )
 from .rows import row_keys
-from .settings import BEHAVIOURAL_FILE, Settings
+from .settings import ANALYSIS_FILE, BEHAVIOURAL_FILE, SLICES_FILE, Settings
 from .tabular import read_table
 from .tracking import optional_artifact, reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
@@ -106,7 +108,9 @@ def _tagged(version: Any, prefix: str) -> dict[str, float]:
     }
 
 
-def export_champion(client: Any, settings: Settings, version: Any) -> Path:
+def export_champion(
+    client: Any, settings: Settings, version: Any, promotion: dict[str, Any] | None = None
+) -> Path:
     """Replace the export folder with `version`'s serving bundle, metadata and model card."""
     import mlflow
 
@@ -131,9 +135,12 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
             "task": str(settings.task),
             "metrics": _tagged(version, METRIC_TAG_PREFIX),
             "baseline": _tagged(version, BASELINE_TAG_PREFIX),
-            "promotion": json.loads(version.tags.get(PROMOTION_TAG, "null")),
+            # The gate's record: this promotion's (not yet on the version's tags), or the tag's.
+            "promotion": promotion or json.loads(version.tags.get(PROMOTION_TAG, "null")),
             # What monitoring weighs drift by: the version's permutation importance at evaluation.
             "importance": _importance(version.run_id),
+            "slices": _recorded(version.run_id, SLICES_FILE),
+            "analysis": _recorded(version.run_id, ANALYSIS_FILE),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_sha256": sha256(staging / MODEL_FILE),
         }
@@ -150,6 +157,7 @@ def export_champion(client: Any, settings: Settings, version: Any) -> Path:
         metadata["onnx"] = _export_onnx(settings, staging, contract)
         card = model_card(settings, metadata, run, behavioural, contract)
         (staging / CARD_FILE).write_text(card)
+        (staging / CARD_HTML_FILE).write_text(card_html(card))
         write_metadata(staging, metadata)  # last: its checksums cover every file above
         _verified(staging, settings, version)
         install(staging, target)
@@ -191,6 +199,15 @@ def _copy_evaluation(run_id: str, bundle: Path) -> None:
         shutil.copyfile(path, bundle / EVALUATION_FILE)
 
 
+def _recorded(run_id: str, name: str) -> dict[str, Any]:
+    """One of the run's evaluation JSON files ({} when the run was evaluated before it existed).
+
+    slices.json is {} too when the contract named no slices.
+    """
+    path = optional_artifact(run_id, f"{EVALUATION_ARTIFACTS}/{name}")
+    return {} if path is None else dict(json.loads(path.read_text()))
+
+
 def _importance(run_id: str) -> dict[str, float]:
     """The run's held-out permutation importance per feature ({} when it was not recorded)."""
     path = optional_artifact(run_id, f"{EVALUATION_ARTIFACTS}/{IMPORTANCE_FILE}")
@@ -199,144 +216,6 @@ def _importance(run_id: str) -> dict[str, float]:
     table = pd.read_csv(path)
     values = pd.to_numeric(table["importance"], errors="coerce").fillna(0.0)
     return dict(zip(table["feature"].astype(str), values.astype(float).tolist(), strict=True))
-
-
-CARD = """\
-# Model card: {model_name} v{version} ({alias})
-
-- Task: {task}; estimator `{estimator}` in a scikit-learn pipeline
-  built from the data contract (imputation, scaling unless trees, one-hot encoding).
-- MLflow run: `{run_id}`; git commit `{git_commit}`.
-- Training data: `{train_path}`, DVC/MD5 `{data_md5}`;
-  {train_rows} rows for training, {test_rows} held out.
-- Model file SHA-256: `{model_sha256}`.
-- Serving runtime: {runtime}.
-
-## Hyperparameters
-
-{params}
-
-## Held-out metrics against the bars
-
-The baseline ignores the inputs (majority class or mean value), fitted on the same training
-rows and scored on the same held-out rows. The gate asks the primary metric
-(`{primary_metric}`) to close at least {gain:.0%} of the gap between the
-baseline and a perfect score, and every threshold to be met.
-
-| metric | value | baseline | threshold |
-|---|---|---|---|
-{threshold_rows}
-
-## Promotion
-
-{promotion}
-
-## Behavioural tests
-
-| kind | test | result | detail |
-|---|---|---|---|
-{behaviour_rows}
-
-## Data: {data_name}
-
-{about}
-
-Target `{target}`; the columns, from the data contract:
-
-{columns}
-
-## Intended use
-
-Decision support on records that satisfy the data contract (`contract.yaml`); the API refuses
-anything else. Not for use on populations or measurement procedures unlike the training data.
-
-## Limitations
-
-- Trained on {train_rows} rows; figures from a held-out split of the same source
-  overstate performance on new populations.
-- No fairness analysis by group yet: name the sensitive columns before relying on it for
-  decisions about people.
-- Drift in the inputs degrades it silently; the monitoring stage watches for that.
-"""
-
-
-def _table_rows(
-    settings: Settings, metadata: dict[str, Any], behavioural: list[Any]
-) -> dict[str, str]:
-    thresholds, baseline = settings.evaluate.thresholds, metadata.get("baseline", {})
-    metric_rows = "\n".join(
-        f"| {metric} | {value:.4f} | {baseline.get(metric, float('nan')):.4f} "
-        f"| {thresholds.get(metric, '-')} |"
-        for metric, value in metadata["metrics"].items()
-    )
-    behaviour_rows = "\n".join(
-        f"| {test['kind']} | {test['name']} | {'pass' if test['passed'] else 'FAIL'} "
-        f"| {test['detail']} |"
-        for test in behavioural
-    )
-    return {"threshold_rows": metric_rows, "behaviour_rows": behaviour_rows}
-
-
-def _runtime_text(record: dict[str, Any] | None) -> str:
-    """Which runtime the service answers with, and the parity check that decided it."""
-    if not record:
-        return "scikit-learn (exported before the ONNX export)"
-    if record["runtime"] == "onnx":
-        return (
-            f"ONNX (`model.onnx`, onnxruntime): on {record['rows']} held-out rows every class "
-            f"matched scikit-learn and the largest difference was {record['max_difference']:.2g} "
-            f"(tolerance {record['tolerance']:g})"
-        )
-    return f"scikit-learn: no ONNX graph, because {record['reason']}"
-
-
-def _promotion_text(record: dict[str, Any] | None) -> str:
-    """The gate's decision for this version: both figures on the same rows, the interval."""
-    if record is None:
-        return "Not recorded: promoted before the gate recorded its decisions."
-    text = f"{record['decided_at']}: {record['message']}."
-    comparison = record.get("comparison")
-    if comparison:
-        text += (
-            f" The held-out rows' SHA-256 (of their sorted row keys): "
-            f"`{comparison['rows_sha256'][:16]}...`; both figures are on exactly these rows."
-        )
-    return text
-
-
-def model_card(
-    settings: Settings,
-    metadata: dict[str, Any],
-    run: Any,
-    behavioural: list[dict[str, Any]],
-    contract: Contract,
-) -> str:
-    """A markdown model card from the registry, the version's evaluation and its contract."""
-    columns = "\n".join(
-        f"- `{column.name}` ({column.type}{', nullable' if column.nullable else ''})"
-        + (f": {column.description}" if column.description else "")
-        for column in contract.columns
-    )
-    return CARD.format(
-        **{key: metadata[key] for key in ("model_name", "version", "alias", "task", "run_id")},
-        model_sha256=metadata["model_sha256"],
-        runtime=_runtime_text(metadata.get("onnx")),
-        estimator=run.data.tags.get("estimator"),
-        git_commit=run.data.tags.get("git_commit"),
-        data_md5=run.data.tags.get("dvc_data_md5"),
-        train_path=settings.data.train_path,
-        train_rows=run.data.params.get("train_rows"),
-        test_rows=run.data.params.get("test_rows"),
-        params="\n".join(f"- `{k}`: {v}" for k, v in sorted(run.data.params.items())),
-        primary_metric=settings.evaluate.primary_metric,
-        gain=settings.evaluate.min_gain_over_baseline,
-        promotion=_promotion_text(metadata.get("promotion")),
-        **_table_rows(settings, metadata, behavioural),
-        data_name=contract.name,
-        about=contract.description or "(no description: add one to contract.yaml)",
-        target=contract.target.name,
-        columns=columns,
-    )
 
 
 def held_out_comparison(settings: Settings, champion: Any, challenger: Any) -> Any | None:
@@ -432,31 +311,51 @@ def _judge(settings: Settings, champion: Any | None, challenger: Any) -> tuple[b
     )
 
 
-def _record(
-    client: Any, settings: Settings, challenger: Any, decision: Decision, comparison: Any
+def _decision_record(
+    challenger: Any, replaced: Any | None, decision: Decision, comparison: Any
 ) -> dict[str, Any]:
-    """The gate's decision on the challenger's version and run, and in the promotion file."""
-    record = {
+    """The gate's decision as JSON: what the version's tag, the promotion file and card hold."""
+    return {
         "challenger_version": str(challenger.version),
         "promoted": decision.promoted,
         "champion_version": decision.champion_version,
+        # The champion the challenger replaced (null for the first), when it was promoted.
+        "replaced": str(replaced.version) if decision.promoted and replaced else None,
         "message": decision.message,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "decided_by": GATE,
         "comparison": None if comparison is None else comparison.to_dict(),
     }
+
+
+def _record(
+    client: Any, settings: Settings, challenger: Any, record: dict[str, Any], comparison: Any
+) -> None:
+    """The gate's decision on the challenger's version and run, and in the promotion file."""
     name = settings.registry.model_name
     client.set_model_version_tag(name, challenger.version, PROMOTION_TAG, json.dumps(record))
-    outcome = "promoted" if decision.promoted else f"kept out (v{decision.champion_version} stayed)"
+    outcome = (
+        "promoted" if record["promoted"] else f"kept out (v{record['champion_version']} stayed)"
+    )
     _log_event(client, settings, str(challenger.version), outcome, GATE)
-    tracking.add_to_description(challenger.run_id, f"`promote`: {decision.message}.")
+    tracking.add_to_description(challenger.run_id, f"`promote`: {record['message']}.")
     if comparison is not None:
         for key in ("champion", "challenger", "gain", "low", "high", "rows"):
             client.log_metric(challenger.run_id, f"gate_{key}", float(getattr(comparison, key)))
     path = settings.evaluate.promotion_file
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
-    return record
+
+
+def _decision(
+    promoted: bool, why: str, challenger: Any, champion: Any | None, alias: str
+) -> Decision:
+    if promoted:
+        return Decision(
+            True, str(challenger.version), f"v{challenger.version} is the new {alias}: {why}"
+        )
+    assert champion is not None  # noqa: S101 - only a champion can stay  # nosec B101
+    return Decision(False, str(champion.version), why)
 
 
 @reported_failures("promoting")
@@ -476,10 +375,12 @@ def promote(settings: Settings) -> Decision:
     champion = _champion(client, settings)
     try:
         promoted, why, comparison = _judge(settings, champion, challenger)
+        decision = _decision(promoted, why, challenger, champion, alias)
+        record = _decision_record(challenger, champion, decision, comparison)
         if promoted:
             # Exported (and verified) before the alias moves: an unservable version never serves.
             with _serving_files_of(challenger):
-                export_champion(client, settings, challenger)
+                export_champion(client, settings, challenger, record)
     except UnservableError as error:
         _mark_unservable(client, settings, challenger, str(error))
     if promoted:
@@ -487,13 +388,7 @@ def promote(settings: Settings) -> Decision:
         client.set_model_version_tag(
             name, challenger.version, PROMOTED_AT, datetime.now(UTC).isoformat()
         )
-        decision = Decision(
-            True, str(challenger.version), f"v{challenger.version} is the new {alias}: {why}"
-        )
-    else:
-        assert champion is not None  # noqa: S101 - only a champion can stay  # nosec B101
-        decision = Decision(False, str(champion.version), why)
-    _record(client, settings, challenger, decision, comparison)
+    _record(client, settings, challenger, record, comparison)
     problem = None if decision.promoted else _export_problem(settings, decision.champion_version)
     if problem is not None:
         serving = client.get_model_version(name, decision.champion_version)

@@ -79,6 +79,9 @@ class ValidationSettings(Section):
     report_dir: Path
 
 
+SLICES_FILE = "slices.json"
+# What the model card states beyond the point figures: intervals, errors, composition.
+ANALYSIS_FILE = "analysis.json"
 BEHAVIOURAL_FILE = "behavioural.json"
 HyperParameter = bool | int | float | str | None
 
@@ -151,6 +154,16 @@ class DirectionalSettings(Section):
         return self
 
 
+class SliceSettings(Section):
+    """The gate on the contract's slices: how many rows a figure needs, the largest gap allowed."""
+
+    # A group with fewer rows behind a metric (positives, for the false-negative rate) is
+    # reported as too small to judge and left out of the gap.
+    min_rows: int = Field(default=10, ge=1)
+    # metric -> the largest gap between groups; evaluate fails when a gap's whole interval is above.
+    max_gap: dict[str, float] = Field(default_factory=dict)
+
+
 class EvaluateSettings(Section):
     """Quality bar: thresholds every model must meet, and the metric champions compete on."""
 
@@ -168,6 +181,7 @@ class EvaluateSettings(Section):
     bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
     report_dir: Path
     directional: DirectionalSettings = Field(default_factory=DirectionalSettings)
+    slices: SliceSettings = Field(default_factory=SliceSettings)
 
     @property
     def metrics_file(self) -> Path:
@@ -178,6 +192,16 @@ class EvaluateSettings(Section):
     def behavioural_file(self) -> Path:
         """The behavioural tests' results."""
         return self.report_dir / BEHAVIOURAL_FILE
+
+    @property
+    def slices_file(self) -> Path:
+        """Each contract slice: groups, figures, gaps with intervals, bars, notes."""
+        return self.report_dir / SLICES_FILE
+
+    @property
+    def analysis_file(self) -> Path:
+        """Each held-out metric's interval, the errors and the data's composition (model card)."""
+        return self.report_dir / ANALYSIS_FILE
 
     @property
     def promotion_file(self) -> Path:

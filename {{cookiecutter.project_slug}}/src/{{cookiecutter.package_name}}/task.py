@@ -331,8 +331,15 @@ class Classification(Task):
         for label in classes[-1:] if len(classes) == BINARY else classes:
             truth, column = target == label, scores[:, order.index(label)]
             roc = metrics.RocCurveDisplay.from_predictions(truth, column, name=label, ax=roc_axes)
-            metrics.PrecisionRecallDisplay.from_predictions(truth, column, name=label, ax=pr_axes)
+            pr = metrics.PrecisionRecallDisplay.from_predictions(
+                truth, column, name=label, ax=pr_axes
+            )
+            # Four decimals: scikit-learn's two would print an AUC of 0.998 as 1.00.
+            roc.line_.set_label(f"{label} (AUC {roc.roc_auc:.4f})")
+            pr.line_.set_label(f"{label} (AP {pr.average_precision:.4f})")
             curves.append(pd.DataFrame({"fpr": roc.fpr, "tpr": roc.tpr, "class": label}))
+        roc_axes.legend(loc="lower right")
+        pr_axes.legend(loc="lower left")
         rows = f"{len(target)} held-out rows"
         confusion.ax_.set_title(f"Confusion matrix, {rows}")
         roc_axes.set_title(f"ROC, one class vs the rest, {rows}")

@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.contract import (
     HEADER,
+    CardText,
     Column,
     Contract,
+    Slice,
     dump_contract,
     load_contract,
     save_contract,
@@ -92,8 +94,13 @@ def test_every_contract_documents_its_keys_in_one_header(tmp_path: Path) -> None
     assert project_contract.startswith(HEADER)
     entries = re.findall(r"^#\s+([a-z_]+(?:, [a-z_]+)*)\s{2,}", HEADER, re.MULTILINE)
     documented = {key for entry in entries for key in entry.split(", ")}
-    keys = set(Contract.model_fields) | set(Column.model_fields)
+    keys = set().union(*(model.model_fields for model in (Contract, Column, Slice, CardText)))
     assert keys - documented == set()
     path = tmp_path / "proposed.yaml"
-    save_contract(load_contract(PROJECT_ROOT / "contract.yaml"), path)
+    sample = load_contract(PROJECT_ROOT / "contract.yaml")
+    save_contract(sample, path)
     assert path.read_text().startswith(HEADER)
+    # A saved contract reads back the same: its slices and the card's words included.
+    assert load_contract(path) == sample
+    assert sample.model_card.intended_use
+    assert sample.model_card.out_of_scope

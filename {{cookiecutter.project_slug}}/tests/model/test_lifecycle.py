@@ -97,6 +97,20 @@ def champion_version(settings: Settings) -> str:
     return rows[0]["version"]
 
 
+def check_card(bundle: Path, contract: Contract, version: str, replaced: str, why: str) -> None:
+    """The exported card (Markdown and HTML) names its version, the contract's words, and
+    what it replaced and why, in the gate's own words."""
+    card = (bundle / "model_card.md").read_text()
+    assert f"v{version} (champion)" in card
+    assert "| invariance |" in card
+    assert f"Dataset `{contract.name}`: {contract.description}" in card
+    assert f"Replaces: v{replaced}, the champion until this promotion" in card
+    assert why in card
+    page = (bundle / "model_card.html").read_text()
+    assert "<table>" in page
+    assert f"v{version} (champion)" in page
+
+
 def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> None:
     if not settings.data.source.startswith(SKLEARN_PREFIX):
         pytest.skip(
@@ -131,10 +145,7 @@ def test_lifecycle(workspace: Path, settings: Settings, contract: Contract) -> N
     assert metadata["version"] == default.model_version
     assert metadata["model_sha256"] == sha256(bundle / "model.joblib")
     assert load_contract(bundle / "contract.yaml") == contract
-    card = (bundle / "model_card.md").read_text()
-    assert f"v{default.model_version} (champion)" in card
-    assert "| invariance |" in card
-    assert f"## Data: {contract.name}\n\n{contract.description}" in card  # the contract's words
+    check_card(bundle, contract, default.model_version, first.model_version, decision.message)
 
     # A worse challenger is registered but the champion stays; the message gives both figures.
     challenger = train_and_evaluate(weak, contract)

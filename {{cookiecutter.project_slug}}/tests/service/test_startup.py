@@ -53,7 +53,9 @@ def _unloadable_model(bundle: Path, contract: Contract) -> None:
 
 
 def _edited_contract(bundle: Path, contract: Contract) -> None:
-    fewer = contract.model_copy(update={"features": contract.features[1:]})
+    kept = contract.features[1:]
+    slices = [entry for entry in contract.slices if entry.column in {c.name for c in kept}]
+    fewer = contract.model_copy(update={"features": kept, "slices": slices})
     save_contract(fewer, bundle / "contract.yaml", overwrite=True)
 
 
