@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image")]
 
 # Where Debian keeps locally added CA certificates (a TLS-intercepting proxy's, for example).
 HOST_EXTRA_CERTS = Path("/usr/local/share/ca-certificates")
-HEAVY = ["mlflow", "great_expectations", "evidently", "dvc", "matplotlib"]
+HEAVY = ["mlflow", "great_expectations", "evidently", "dvc", "matplotlib", "shap", "numba"]
 
 
 def docker(*args: str, timeout: int = 900) -> str:

@@ -105,7 +105,8 @@ def test_the_contract_describes_the_new_data(swapped: Path) -> None:
     assert "{name: cellar, type: category, nullable: true, allowed: [north, south]}" in contract
     assert re.search(r"\{name: magnesium, type: int, nullable: true", contract)
     card = (swapped / "models/champion/model_card.md").read_text()
-    assert "## Data: wine" in card
+    assert "Dataset `wine`:" in card
+    assert "- `cellar` (category, nullable)" in card
     assert "breast" not in card
     assert "diabetes" not in card
 

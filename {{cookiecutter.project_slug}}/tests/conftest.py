@@ -19,6 +19,9 @@ from {{ cookiecutter.package_name }}.contract import (
     Contract,
     load_contract,
 )
+from {{ cookiecutter.package_name }}.explain import (
+    background,
+)
 from {{ cookiecutter.package_name }}.onnx_model import (
     write_onnx,
 )
@@ -90,12 +93,15 @@ def export_bundle(
     metrics: dict[str, float] | None = None,
     onnx_rows: pd.DataFrame | None = None,
     onnx_tolerance: float = 1e-4,
+    background_rows: pd.DataFrame | None = None,
 ) -> Path:
     """Lay out a champion bundle exactly as `promote` exports one (no registry involved).
 
-    With `onnx_rows` (model inputs) the bundle gets the ONNX graph when it passes parity on them.
+    With `onnx_rows` (model inputs) the bundle gets the ONNX graph when it passes parity on them;
+    with `background_rows` (model inputs) the explanations' background rows.
     """
-    write_model_files(directory, pipeline, contract)
+    rows = None if background_rows is None else background(pipeline, background_rows, seed=0)
+    write_model_files(directory, pipeline, contract, rows)
     metadata: dict[str, Any] = {
         "model_name": "test-model",
         "version": version,
@@ -128,13 +134,13 @@ def exported_bundle(
     sample: pd.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """A champion bundle of the fitted pipeline, with its ONNX graph; read-only (copy to break)."""
+    """The fitted pipeline's bundle with ONNX graph and background; read-only (copy to break)."""
     directory = tmp_path_factory.mktemp("exported") / "champion"
     onnx_rows = model_inputs(sample, contract)
     tolerance = settings.registry.onnx_tolerance
     return export_bundle(
         fitted_pipeline, contract, settings.task, directory, onnx_rows=onnx_rows,
-        onnx_tolerance=tolerance,
+        onnx_tolerance=tolerance, background_rows=onnx_rows,
     )  # fmt: skip
 
 

@@ -41,6 +41,8 @@ CARD_FILE = "model_card.md"
 CARD_HTML_FILE = "model_card.html"
 # The champion's answers on its held-out rows: monitoring resamples them beside a window's.
 EVALUATION_FILE = "evaluation.csv"
+# Training rows, encoded as the estimator sees them: what explanations compare a record with.
+BACKGROUND_FILE = "background.npy"
 # Files the metadata's checksums cover: a changed contract changes what the API accepts.
 # metadata.json's map of every other file in the bundle to its SHA-256: what verification checks.
 FILES_KEY = "files"
@@ -130,13 +132,27 @@ class Champion:
         return self.task.predict_arrays(self.pipeline, model_inputs(frame, self.contract))
 
 
-def write_model_files(directory: Path, pipeline: Any, contract: Contract) -> None:
-    """The part of a bundle training produces: the fitted pipeline and its contract."""
+def write_model_files(
+    directory: Path, pipeline: Any, contract: Contract, background: np.ndarray[Any, Any] | None
+) -> None:
+    """The part of a bundle training produces: the fitted pipeline, its contract, background.
+
+    The background (training rows, encoded: explain.background) is what linear and permutation
+    explanations need; without it only tree models can be explained.
+    """
     import joblib
 
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, directory / MODEL_FILE)
     (directory / CONTRACT_FILE).write_text(dump_contract(contract), encoding="utf-8")
+    if background is not None:
+        np.save(directory / BACKGROUND_FILE, background, allow_pickle=False)
+
+
+def read_background(bundle: Path) -> np.ndarray[Any, Any] | None:
+    """The bundle's background rows (verified with the bundle), or None for an older bundle."""
+    path = bundle / BACKGROUND_FILE
+    return np.load(path, allow_pickle=False) if path.is_file() else None
 
 
 def checksums(directory: Path) -> dict[str, Any]:
@@ -212,17 +228,19 @@ def install(staging: Path, target: Path) -> None:
     shutil.rmtree(previous)
 
 
-def _identity(path: Path) -> tuple[int, int, bytes] | None:
-    """The bundle folder's inode and its metadata's bytes: a swap changes both.
+def _identity(path: Path) -> tuple[int, int, int, bytes] | None:
+    """The bundle folder's inode, its change time and its metadata's bytes: a swap changes them.
 
-    The inode alone is not enough: a filesystem may give a new folder a just-freed inode.
+    The inode alone is not enough: a filesystem may give a new folder a just-freed inode, and
+    two swaps during one read can bring back the same version's metadata in it; the folder's
+    change time (set when it was copied in and renamed) tells those apart.
     """
     try:
         status = path.stat()
         metadata = (path / METADATA_FILE).read_bytes()
     except OSError:
         return None
-    return status.st_dev, status.st_ino, metadata
+    return status.st_dev, status.st_ino, status.st_ctime_ns, metadata
 
 
 def load_champion(bundle: Path, task: Task, runtime: RuntimeChoice = "sklearn") -> Champion:

@@ -199,6 +199,10 @@ Target `{target}`; the columns, from the data contract:
 
 {slices}
 
+## Feature attributions
+
+{attributions}
+
 ## Behavioural tests
 
 | kind | test | result | detail |
@@ -318,6 +322,25 @@ def _replaces_text(record: dict[str, Any] | None) -> str:
     )
 
 
+def _attributions_text(record: dict[str, Any], shown: int = 10) -> str:
+    """The top features by mean |SHAP| on the held-out rows (evaluate's explanation.json)."""
+    if not record.get("importance"):
+        return "(not recorded: this version was evaluated before explanations were)"
+    rows = "\n".join(
+        f"| {item['feature']} | {item['mean_abs_shap']:.4g} |"
+        for item in record["importance"][:shown]
+    )
+    return (
+        f"The {min(shown, len(record['importance']))} features with the largest mean absolute "
+        f"SHAP value on {record['rows']} held-out rows ({record['method']}; each row's "
+        f"`{record['output']}` for {record['explained']}), largest first:\n\n"
+        f"| feature | mean abs SHAP |\n|---|---|\n{rows}\n\n"
+        "An attribution says what this model relies on, not what causes the outcome. One "
+        f"record's: `{__name__.partition('.')[0]} explain FILE.csv` (summary plot: "
+        "`shap_summary.png` in the run's evaluation)."
+    )
+
+
 def _factors_text(contract: Contract) -> str:
     if not contract.slices:
         return (
@@ -418,6 +441,7 @@ def model_card(
         target=contract.target.name,
         columns=_columns(contract),
         slices=card_section(metadata.get("slices", {}), settings),
+        attributions=_attributions_text(metadata.get("explanation") or {}),
         behaviour_rows=behaviour_rows,
         caveats=_caveats(contract, run),
     )

@@ -410,6 +410,46 @@ def score(
 
 @app.command()
 @reports_errors
+def explain(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file of records to explain.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Attributions CSV (default reports/explain/NAME.shap.csv)."
+        ),
+    ] = None,
+    max_rows: Annotated[int, typer.Option(help="Explain the file's first rows only.")] = 1000,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Explain the champion's answers: each record's SHAP attribution per feature (CSV).
+
+    A record's base value plus its attributions is the model's output (the largest gap is
+    printed). Needs the explain dependency group (shap); see explain.py.
+    """
+    from .explain import explain_file
+    from .settings import load_settings
+
+    output = output or Path("reports/explain") / f"{data.stem}.shap.csv"
+    if output.exists() and not force:
+        raise ProjectError(f"{output} already exists; fix: pass --force to replace it")
+    if output.resolve() == data.resolve():
+        raise ProjectError(f"{output} is the input file; fix: write the results elsewhere")
+    settings = load_settings()
+    done = explain_file(settings.registry.export_dir, settings.task, data, output, max_rows)
+    typer.echo(
+        f"explained {done.explained:,} of {done.rows:,} rows with v{done.model_version} "
+        f"({done.method}, {done.output}) -> {output}; {done.rows - done.explained:,} break "
+        f"the contract (their problem is in the file)"
+    )
+    if done.explained:
+        typer.echo(
+            f"base value + attributions = the model's output within {done.largest_gap:.1e}; "
+            f"strongest features here: {', '.join(done.strongest)}"
+        )
+
+
+@app.command()
+@reports_errors
 def monitor(
     log: Annotated[
         Path | None,

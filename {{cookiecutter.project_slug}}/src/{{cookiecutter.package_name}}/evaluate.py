@@ -11,11 +11,12 @@ from typing import Any
 import pandas as pd
 
 from .behavioral import BehaviouralResult, run_behavioural_tests
-from .bundle import CONTRACT_FILE, EVALUATION_FILE, MODEL_FILE, model_inputs
+from .bundle import BACKGROUND_FILE, CONTRACT_FILE, EVALUATION_FILE, MODEL_FILE, model_inputs
 from .card import analysis
 from .comparison import outputs_frame, score_rows
 from .contract import Contract, load_contract
 from .errors import QualityGateError
+from .explain import Explainer, overall, summary_figure
 from .rows import evaluation_split
 from .settings import Settings
 from .slices import SliceResult, as_json, assess_slices, dvc_metrics, mlflow_metrics, slice_failures
@@ -30,6 +31,9 @@ BASELINE_TAG_PREFIX = "baseline_"
 GATE_TAG = "passed_quality_gate"
 IMPORTANCE_FILE = "feature_importance.csv"
 MAX_KEPT_OUTPUTS = 5000
+# Held-out rows SHAP explains for the global picture (seeded sample): bounds the permutation
+# explainer's time; tree and linear explainers take milliseconds for these.
+MAX_EXPLAINED_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ def _plots(
     ranked.tail(15).plot.barh(ax=axes, title="Permutation importance (held-out)")
     figures["feature_importance"] = figure
     trained = TrainResult.load(settings.train.run_file)
+    figures["shap_summary"] = _explanation(model, inputs, settings, contract, trained.run_id)
     caption = f"{trained.model_name} v{trained.model_version}, {len(target)} held-out rows"
     for name, figure in figures.items():
         figure.suptitle(caption, fontsize="small")
@@ -144,6 +149,23 @@ def _plots(
         figure.savefig(paths[-1], dpi=100)
         plt.close(figure)
     return paths
+
+
+def _explanation(
+    model: Any, inputs: pd.DataFrame, settings: Settings, contract: Contract, run_id: str
+) -> Any:
+    """Write SHAP's global picture of the held-out rows (explanation.json); its summary plot."""
+    import numpy as np
+
+    found = optional_artifact(run_id, f"{SERVING_ARTIFACTS}/{BACKGROUND_FILE}")
+    background = None if found is None else np.load(found, allow_pickle=False)
+    explainer = Explainer(model, list(contract.target.allowed or []), background)
+    if len(inputs) > MAX_EXPLAINED_ROWS:
+        inputs = inputs.sample(MAX_EXPLAINED_ROWS, random_state=settings.train.seed)
+    attributions = explainer.explain(inputs)
+    text = json.dumps(overall(attributions), indent=2)
+    settings.evaluate.explanation_file.write_text(text + "\n")
+    return summary_figure(attributions, inputs)
 
 
 def _expected_outputs(
@@ -248,6 +270,7 @@ def run_evaluate(settings: Settings, contract: Contract) -> Evaluation:
             settings.evaluate.behavioural_file,
             settings.evaluate.slices_file,
             settings.evaluate.analysis_file,
+            settings.evaluate.explanation_file,
             report_dir / IMPORTANCE_FILE,
         ]:
             mlflow.log_artifact(str(path), EVALUATION_ARTIFACTS)

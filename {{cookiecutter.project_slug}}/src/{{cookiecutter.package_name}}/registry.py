@@ -47,7 +47,7 @@ from .evaluate import (
     load_serving_model,
 )
 from .rows import row_keys
-from .settings import ANALYSIS_FILE, BEHAVIOURAL_FILE, SLICES_FILE, Settings
+from .settings import ANALYSIS_FILE, BEHAVIOURAL_FILE, EXPLANATION_FILE, SLICES_FILE, Settings
 from .tabular import read_table
 from .tracking import optional_artifact, reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
@@ -141,6 +141,7 @@ def export_champion(
             "importance": _importance(version.run_id),
             "slices": _recorded(version.run_id, SLICES_FILE),
             "analysis": _recorded(version.run_id, ANALYSIS_FILE),
+            "explanation": _recorded(version.run_id, EXPLANATION_FILE),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_sha256": sha256(staging / MODEL_FILE),
         }

@@ -83,6 +83,8 @@ SLICES_FILE = "slices.json"
 # What the model card states beyond the point figures: intervals, errors, composition.
 ANALYSIS_FILE = "analysis.json"
 BEHAVIOURAL_FILE = "behavioural.json"
+# SHAP's global picture: each feature's mean |attribution| on the held-out rows (model card).
+EXPLANATION_FILE = "explanation.json"
 HyperParameter = bool | int | float | str | None
 
 
@@ -204,6 +206,11 @@ class EvaluateSettings(Section):
         return self.report_dir / ANALYSIS_FILE
 
     @property
+    def explanation_file(self) -> Path:
+        """The held-out rows' mean |SHAP| per feature, with the explainer and output used."""
+        return self.report_dir / EXPLANATION_FILE
+
+    @property
     def promotion_file(self) -> Path:
         """The promotion gate's decision with both figures on the same rows (a DVC metric)."""
         return self.report_dir / "promotion.json"
@@ -233,6 +240,8 @@ class ServeSettings(Section):
     max_body_bytes: int = Field(ge=1024)
     # auto: the bundle's ONNX graph when it passed parity, else scikit-learn (see onnx_model.py).
     runtime: RuntimeChoice = "auto"
+    # POST /explain (SHAP attributions, api/routes/explain.py): needs the explain group (shap).
+    explain: bool = False
     # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
     max_header_bytes: int = Field(default=16384, ge=1024)
     max_headers: int = Field(default=100, ge=10)

@@ -21,6 +21,7 @@ from .bundle import model_inputs, write_model_files
 from .comparison import outputs_frame, score_rows
 from .contract import Contract
 from .errors import ProjectError
+from .explain import background
 from .onnx_model import MISSING_CATEGORY
 from .rows import evaluation_split
 from .settings import Settings
@@ -190,12 +191,16 @@ def cross_validate(
     return np.array(scores), pd.concat(answers, ignore_index=True)
 
 
-def _log_serving_bundle(pipeline: Any, contract: Contract) -> None:
-    """Log the model as serving loads it (joblib + contract), so serving needs no MLflow."""
+def _log_serving_bundle(pipeline: Any, contract: Contract, rows: pd.DataFrame, seed: int) -> None:
+    """Log the model as serving loads it (joblib + contract), so serving needs no MLflow.
+
+    With background rows from `rows` (training rows only) for the explanations.
+    """
     import mlflow
 
+    encoded = background(pipeline, model_inputs(rows, contract), seed)
     with tempfile.TemporaryDirectory() as tmp:
-        write_model_files(Path(tmp), pipeline, contract)
+        write_model_files(Path(tmp), pipeline, contract, encoded)
         mlflow.log_artifacts(tmp, SERVING_ARTIFACTS)
 
 
@@ -387,7 +392,7 @@ def run_train(settings: Settings, contract: Contract) -> TrainResult:
             # The model was built here, from scikit-learn's own classes: trust exactly those.
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
         )
-        _log_serving_bundle(pipeline, contract)
+        _log_serving_bundle(pipeline, contract, fitted.train_rows, settings.train.seed)
         with tempfile.TemporaryDirectory() as tmp:
             answers = Path(tmp) / CV_OUTPUTS_FILE
             fitted.cv_outputs.to_csv(answers, index=False)

@@ -134,13 +134,13 @@ def test_a_bad_bundle_leaves_the_service_up_but_not_ready(
 
 
 def test_the_service_imports_no_training_or_monitoring_stack(champion_bundle: Path) -> None:
-    """Serving needs scikit-learn, not MLflow, Great Expectations, Evidently or DVC."""
+    """Serving needs scikit-learn, not MLflow, Great Expectations, Evidently, DVC or SHAP."""
     program = (
         "import sys\n"
         "from {{ cookiecutter.package_name }}.api.main import create_app\n"
         "app = create_app()\n"
         "assert app.state.service.champion is not None, app.state.service.not_ready_reason\n"
-        "heavy = ['mlflow', 'great_expectations', 'evidently', 'dvc', 'matplotlib']\n"
+        "heavy = ['mlflow', 'great_expectations', 'evidently', 'dvc', 'matplotlib', 'shap']\n"
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     environment = {

@@ -18,7 +18,7 @@ from fastapi_offline import FastAPIOffline
 from ..settings import Settings, load_settings
 from . import problems
 from .batching import MicroBatcher
-from .routes import health, metrics, model, predict
+from .routes import explain, health, metrics, model, predict
 from .state import ServiceState
 from .telemetry import RequestMiddleware
 
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model.build_router(auth),
         predict.build_router(None if auth else state.schemas, auth),
     ]
+    if settings.serve.explain:
+        routers.append(explain.build_router(None if auth else state.schemas, auth))
     for router in routers:
         app.include_router(router)
     if settings.serve.cors_origins:

@@ -161,6 +161,26 @@ class PredictResponse(BaseModel):
     predictions: list[ClassPrediction] | list[ValuePrediction]
 
 
+class Explanation(BaseModel):
+    """One record's SHAP attributions: base_value + their sum = value, the model's output."""
+
+    explained: str | None = Field(description="The class explained (null for a regression).")
+    output: str = Field(description="probability, decision_function (log-odds) or prediction.")
+    base_value: float = Field(description="The output for the training rows' average record.")
+    value: float = Field(description="base_value + the attributions: the model's output.")
+    attributions: dict[str, float] = Field(description="Each contract feature's attribution.")
+
+
+class ExplainResponse(BaseModel):
+    """Explanations in the order of the records sent."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    method: str = Field(description="The SHAP explainer: TreeExplainer, LinearExplainer, ...")
+    explanations: list[Explanation]
+
+
 class ModelInfo(BaseModel):
     """What is being served: registry name, version, alias, held-out metrics, the contract."""
 

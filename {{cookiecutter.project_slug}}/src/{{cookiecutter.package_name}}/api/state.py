@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..bundle import Champion, ModelNotReadyError, load_champion
 from ..contract import load_contract
@@ -13,6 +14,9 @@ from .batching import MicroBatcher
 from .prediction_log import PredictionLog, Retention
 from .schemas import RequestSchemas
 from .telemetry import Telemetry
+
+if TYPE_CHECKING:  # shap and the explainer load only when serve.explain is on
+    from ..explain import Explainer
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,9 @@ class ServiceState:
     schemas: RequestSchemas | None
     prediction_log: PredictionLog
     batcher: MicroBatcher | None = field(default=None)
+    # serve.explain: the champion's SHAP explainer, or why there is none (/explain says it).
+    explainer: Explainer | None = field(default=None)
+    explain_problem: str = "serve.explain is off"
 
     @classmethod
     def load(cls, settings: Settings) -> ServiceState:
@@ -62,7 +69,25 @@ class ServiceState:
             ),
             on_drop=telemetry.drop_log_records,
         )
-        return cls(settings, telemetry, champion, reason, schemas, prediction_log)
+        state = cls(settings, telemetry, champion, reason, schemas, prediction_log)
+        if settings.serve.explain and champion is not None:
+            state.load_explainer(champion)
+        return state
+
+    def load_explainer(self, champion: Champion) -> None:
+        """Build the champion's explainer; a failure leaves /explain answering 503, not the rest."""
+        from ..explain import load_explainer
+
+        try:
+            explained, explainer = load_explainer(self.settings.registry.export_dir, champion.task)
+        except ProjectError as error:
+            self.explain_problem = str(error)
+            logger.error("/explain is not available: %s", error)
+            return
+        if explained.version != champion.version:  # the bundle was swapped between the loads
+            self.explain_problem = "the bundle changed while the service started; fix: restart it"
+            return
+        self.explainer = explainer
 
     @property
     def model_version(self) -> str:

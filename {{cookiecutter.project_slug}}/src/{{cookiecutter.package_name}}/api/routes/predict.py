@@ -55,7 +55,8 @@ def _validated(payload: list[Any], schemas: RequestSchemas) -> list[BaseModel]:
     return records
 
 
-def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
+def parse_records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
+    """The body's records, validated against the contract (422 naming each field), or raise."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -85,7 +86,7 @@ def _records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
     raise _invalid("body must be a JSON object (one record) or an array of records", "type_error")
 
 
-def _check_media_type(request: Request) -> None:
+def check_media_type(request: Request) -> None:
     """415 unless the body is declared as plain, uncompressed JSON.
 
     A form or text/plain post from a foreign web page (no CORS preflight) must not reach the
@@ -183,10 +184,10 @@ def build_router(schemas: RequestSchemas | None, auth: bool) -> APIRouter:
         state: ServiceState = request.app.state.service
         verify_api_key(state, request.headers.get(API_KEY_HEADER))
         champion = require_champion(state)
-        _check_media_type(request)
+        check_media_type(request)
         if state.schemas is None or state.batcher is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is starting")
-        records = _records(await request.body(), state.schemas)
+        records = parse_records(await request.body(), state.schemas)
         rows = state.schemas.rows(records)
         predictions = await state.batcher.predict(rows)
         answers = [champion.task.answer(item) for item in predictions]
