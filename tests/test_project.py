@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -184,6 +185,8 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     assert page.count("<table>") == card.count("\n|---")
     assert "<script" not in page
     assert json.loads((project / "models/champion/metadata.json").read_text())["version"] == "1"
+    check_slices_reach_mlflow(project, metrics["slices"])
+    check_explanations(project, card)
     listing = uv_run(project, "my_ml_service", "models")
     assert re.search(r"^1\s+champion\s", listing, re.MULTILINE), listing
     noop = uv_run(project, "dvc", "repro")
@@ -215,6 +218,61 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     # The default remote is a local folder: data versions push with no account.
     uv_run(project, "dvc", "push")
     assert any((project / ".dvc-storage").rglob("*"))
+
+
+def check_slices_reach_mlflow(project: Path, slices: dict[str, Any]) -> None:
+    """Every per-group figure behind a gap in metrics.json is on the training run in MLflow."""
+    script = (
+        "import json, mlflow\n"
+        "from my_ml_service import tracking\n"
+        "from my_ml_service.settings import load_settings\n"
+        "from my_ml_service.train import TrainResult\n"
+        "settings = load_settings()\n"
+        "tracking.configure(settings.registry)\n"
+        "run = mlflow.MlflowClient().get_run(TrainResult.load(settings.train.run_file).run_id)\n"
+        "print(json.dumps(run.data.metrics))"
+    )
+    logged = json.loads(uv_run(project, "python", "-c", script).strip().splitlines()[-1])
+    expected = {
+        f"slice/{column}/{group}/{metric}": figures[metric]
+        for column, result in slices.items()
+        for group, figures in result["groups"].items()
+        for metric in result["gaps"]
+        if figures.get(metric) is not None
+    }
+    assert expected, slices
+    assert {key: logged.get(key) for key in expected} == pytest.approx(expected)
+    for column, result in slices.items():
+        judged = [metric for metric, gap in result["gaps"].items() if gap["low"] is not None]
+        for metric in judged:
+            assert logged[f"slice/{column}/gap/{metric}"] == pytest.approx(
+                result["gaps"][metric]["gap"]
+            )
+
+
+def check_explanations(project: Path, card: str) -> None:
+    """evaluate's SHAP summary reaches the card; `explain` sums to the model's own output."""
+    explanation = json.loads((project / "reports/evaluate/explanation.json").read_text())
+    assert (project / "reports/evaluate/shap_summary.png").stat().st_size > 1000
+    top = explanation["importance"][0]
+    assert top["mean_abs_shap"] > 0
+    section = card.split("\n## Feature attributions\n", 1)[1].split("\n## ", 1)[0]
+    assert f"| {top['feature']} | {top['mean_abs_shap']:.4g} |" in section, section
+    output = project / "reports/explain/held_out.csv"
+    said = uv_run(
+        project, "my_ml_service", "explain", "data/prepared/test.csv", "-o", str(output), "--force"
+    )
+    rows = len((project / "data/prepared/test.csv").read_text().splitlines()) - 1
+    assert f"explained {rows:,} of {rows:,} rows with v1" in said, said
+    table = list(csv.DictReader(output.open()))
+    assert len(table) == rows
+    for line in table:
+        attributions = sum(float(v) for k, v in line.items() if k.startswith("shap_"))
+        # SHAP's additivity, checked from the file: base value + attributions = the output.
+        assert float(line["base_value"]) + attributions == pytest.approx(
+            float(line["model_value"]), abs=1e-6
+        )
+    output.unlink()
 
 
 def check_a_damaged_bundle_is_repaired(project: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from {{ cookiecutter.package_name }}.bundle import model_inputs
 from {{ cookiecutter.package_name }}.contract import Contract, Slice
 from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.rows import evaluation_split
 from {{ cookiecutter.package_name }}.settings import Settings, SliceSettings
 from {{ cookiecutter.package_name }}.slices import (
     assess_slices,
@@ -19,6 +20,7 @@ from {{ cookiecutter.package_name }}.slices import (
     slice_failures,
     slice_metrics,
 )
+from {{ cookiecutter.package_name }}.train import build_pipeline, make_estimator
 
 
 def with_bars(settings: Settings, **bars: Any) -> Settings:
@@ -26,20 +28,26 @@ def with_bars(settings: Settings, **bars: Any) -> Settings:
     return settings.model_copy(update={"evaluate": evaluate})
 
 
-def some_slice(contract: Contract) -> Contract:
-    """The contract's slices, or one on the first feature when it names none (your data)."""
+def some_slice(contract: Contract, sample: pd.DataFrame) -> Contract:
+    """The contract's slices, or one on the first feature when it names none (your data): a
+    number is cut at its median (above it, when most rows hold the lowest value), so each
+    group holds a good share of the rows."""
     if contract.slices:
         return contract
     first = contract.features[0]
-    middle = ((first.min or 0) + (first.max or 0)) / 2
-    entry = Slice(column=first.name, bands=[middle] if first.is_numeric else None)
+    bands = None
+    if first.is_numeric:
+        values = sample[first.name].astype(float).dropna()
+        cut = float(values.median())
+        bands = [cut if (values < cut).any() else float(values[values > cut].min())]
+    entry = Slice(column=first.name, bands=bands)
     return contract.model_copy(update={"slices": [entry]})
 
 
 def test_the_table_agrees_with_the_per_row_figures(
     settings: Settings, contract: Contract, sample: pd.DataFrame, fitted_pipeline: Any
 ) -> None:
-    contract = some_slice(contract)
+    contract = some_slice(contract, sample)
     answers = settings.task.predict_arrays(fitted_pipeline, model_inputs(sample, contract)).values
     results = assess_slices(with_bars(settings, min_rows=1), contract, sample, answers)
     classes = list(contract.target.allowed or [])
@@ -77,7 +85,7 @@ def planted(settings: Settings, contract: Contract, sample: pd.DataFrame) -> tup
 def test_the_gate_fails_a_planted_bias_and_passes_fair_answers(
     settings: Settings, contract: Contract, sample: pd.DataFrame
 ) -> None:
-    contract = some_slice(contract)
+    contract = some_slice(contract, sample)
     metric = "accuracy" if settings.task.prediction_is_categorical else "mean_absolute_error"
     bar = (
         0.3
@@ -96,10 +104,45 @@ def test_the_gate_fails_a_planted_bias_and_passes_fair_answers(
     assert "evaluate.slices.max_gap" in failure
 
 
+def test_the_gate_fails_a_model_trained_to_be_wrong_on_one_group(
+    settings: Settings, contract: Contract, sample: pd.DataFrame
+) -> None:
+    """A real model, trained where the slice column leaks a wrong target for one group, fails
+    the gate on held-out rows it never saw, naming that group; the same model trained on the
+    true target has a smaller gap."""
+    contract = some_slice(contract, sample)
+    training, held_out = evaluation_split(sample, settings, contract)
+    target = contract.target.name
+    truth, wrong, victim = planted(settings, contract, training)
+    labels = settings.task.labels
+    true_rows = training.assign(**{target: labels(pd.Series(truth)).to_numpy()})
+    biased_rows = training.assign(**{target: labels(pd.Series(wrong)).to_numpy()})
+    # Trees learn a band or a category's own answer; a linear model would spread the error.
+    categorical = settings.task.prediction_is_categorical
+    metric = "accuracy" if categorical else "mean_absolute_error"
+    bar = 0.3 if categorical else float(sample[target].astype(float).std())
+    gated = with_bars(settings, min_rows=5, max_gap={metric: bar})
+    inputs = model_inputs(held_out, contract)
+
+    def gap_of(rows: pd.DataFrame) -> tuple[float, list[str]]:
+        estimator = make_estimator(settings.task, "gradient_boosting", {}, settings.train.seed)
+        model = build_pipeline(contract, estimator).fit(model_inputs(rows, contract), rows[target])
+        answers = settings.task.predict_arrays(model, inputs).values
+        (result, *_) = assess_slices(gated, contract, held_out, answers)
+        (gap,) = [gap for gap in result.gaps if gap.metric == metric]
+        return gap.gap, slice_failures([result])
+
+    biased_gap, failures = gap_of(biased_rows)
+    (failure,) = [line for line in failures if metric in line]
+    assert f"'{victim}'" in failure
+    fair_gap, _ = gap_of(true_rows)
+    assert fair_gap < biased_gap
+
+
 def test_a_small_group_is_reported_not_judged(
     settings: Settings, contract: Contract, sample: pd.DataFrame
 ) -> None:
-    contract = some_slice(contract)
+    contract = some_slice(contract, sample)
     fair, _, _ = planted(settings, contract, sample)
     (result, *_) = assess_slices(with_bars(settings, min_rows=10**6), contract, sample, fair)
     assert all(not gap.judged and "fewer than two groups" in gap.note for gap in result.gaps)
@@ -111,8 +154,9 @@ def test_a_small_group_is_reported_not_judged(
 def test_a_bar_on_an_unknown_metric_is_refused(
     settings: Settings, contract: Contract, sample: pd.DataFrame
 ) -> None:
+    gated = with_bars(settings, max_gap={"auc": 0.1})
     with pytest.raises(ProjectError, match=r"evaluate.slices.max_gap names 'auc'.*fix: use one of"):
-        assess_slices(with_bars(settings, max_gap={"auc": 0.1}), some_slice(contract), sample, [])
+        assess_slices(gated, some_slice(contract, sample), sample, [])
 
 
 def test_bands_name_each_range_and_missing_values() -> None:
