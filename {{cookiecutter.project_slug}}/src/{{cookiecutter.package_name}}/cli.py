@@ -176,13 +176,17 @@ def evaluate() -> None:
 
 @app.command()
 @reports_errors
-def promote() -> None:
+def promote(
+    challenger: Annotated[
+        bool, typer.Option("--challenger", help="Judge the challenger alias's version instead.")
+    ] = False,
+) -> None:
     """Make the latest model the champion if it beats the current one by the margin."""
     from .registry import promote as promote_latest
     from .settings import load_settings
 
     settings = load_settings()
-    decision = promote_latest(settings)
+    decision = promote_latest(settings, from_challenger=challenger)
     typer.echo(decision.message)
     typer.echo(f"serving bundle: {settings.registry.export_dir} (model card: model_card.md)")
 
@@ -195,6 +199,25 @@ def rollback() -> None:
     from .settings import load_settings
 
     typer.echo(roll_back(load_settings()).message)
+
+
+@app.command()
+@reports_errors
+def challenger(
+    version: Annotated[
+        int | None, typer.Argument(help="The registry version to serve beside the champion.")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="No challenger: all traffic to the champion.")
+    ] = False,
+) -> None:
+    """Make a version the challenger and export its bundle (serve.rollout serves it)."""
+    from .registry import set_challenger
+    from .settings import load_settings
+
+    if (version is None) == (not clear):
+        raise ProjectError("give a VERSION or --clear (not both); see `models` for versions")
+    typer.echo(set_challenger(load_settings(), version))
 
 
 @app.command()

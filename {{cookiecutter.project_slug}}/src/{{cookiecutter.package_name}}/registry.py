@@ -1,4 +1,4 @@
-"""Commands `promote`, `rollback` and `models`: the registry, its champion alias and the export.
+"""Commands `promote`, `rollback`, `challenger`, `models`: the registry, its aliases, the exports.
 
 Aliases, not the deprecated stages: `champion` names the version that serves. Promotion exports
 that version's serving bundle with its contract, a checksum and a model card, so serving needs
@@ -109,12 +109,21 @@ def _tagged(version: Any, prefix: str) -> dict[str, float]:
 
 
 def export_champion(
-    client: Any, settings: Settings, version: Any, promotion: dict[str, Any] | None = None
+    client: Any,
+    settings: Settings,
+    version: Any,
+    promotion: dict[str, Any] | None = None,
+    *,
+    as_challenger: bool = False,
 ) -> Path:
-    """Replace the export folder with `version`'s serving bundle, metadata and model card."""
+    """Replace the export folder with `version`'s serving bundle, metadata and model card.
+
+    `as_challenger`: the challenger's folder and alias instead (serve.rollout serves it).
+    """
     import mlflow
 
-    target = settings.registry.export_dir
+    registry = settings.registry
+    target = registry.challenger_dir if as_challenger else registry.export_dir
     target.parent.mkdir(parents=True, exist_ok=True)
     # Staged beside the target: the final swap stays on one filesystem.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -127,24 +136,8 @@ def export_champion(
         shutil.copytree(local, staging)
         _copy_evaluation(version.run_id, staging)
         run = client.get_run(version.run_id)
-        metadata = {
-            "model_name": settings.registry.model_name,
-            "version": str(version.version),
-            "alias": settings.registry.champion_alias,
-            "run_id": version.run_id,
-            "task": str(settings.task),
-            "metrics": _tagged(version, METRIC_TAG_PREFIX),
-            "baseline": _tagged(version, BASELINE_TAG_PREFIX),
-            # The gate's record: this promotion's (not yet on the version's tags), or the tag's.
-            "promotion": promotion or json.loads(version.tags.get(PROMOTION_TAG, "null")),
-            # What monitoring weighs drift by: the version's permutation importance at evaluation.
-            "importance": _importance(version.run_id),
-            "slices": _recorded(version.run_id, SLICES_FILE),
-            "analysis": _recorded(version.run_id, ANALYSIS_FILE),
-            "explanation": _recorded(version.run_id, EXPLANATION_FILE),
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model_sha256": sha256(staging / MODEL_FILE),
-        }
+        alias = registry.challenger_alias if as_challenger else registry.champion_alias
+        metadata = _metadata(settings, version, alias, promotion, staging)
         # The exported version's own evaluation, not whichever model was evaluated last.
         behavioural = json.loads(
             Path(
@@ -163,6 +156,30 @@ def export_champion(
         _verified(staging, settings, version)
         install(staging, target)
     return target
+
+
+def _metadata(
+    settings: Settings, version: Any, alias: str, promotion: dict[str, Any] | None, staging: Path
+) -> dict[str, Any]:
+    """The bundle's metadata.json: what was exported, its figures and the gate's record."""
+    return {
+        "model_name": settings.registry.model_name,
+        "version": str(version.version),
+        "alias": alias,
+        "run_id": version.run_id,
+        "task": str(settings.task),
+        "metrics": _tagged(version, METRIC_TAG_PREFIX),
+        "baseline": _tagged(version, BASELINE_TAG_PREFIX),
+        # The gate's record: this promotion's (not yet on the version's tags), or the tag's.
+        "promotion": promotion or json.loads(version.tags.get(PROMOTION_TAG, "null")),
+        # What monitoring weighs drift by: the version's permutation importance at evaluation.
+        "importance": _importance(version.run_id),
+        "slices": _recorded(version.run_id, SLICES_FILE),
+        "analysis": _recorded(version.run_id, ANALYSIS_FILE),
+        "explanation": _recorded(version.run_id, EXPLANATION_FILE),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_sha256": sha256(staging / MODEL_FILE),
+    }
 
 
 def _export_onnx(settings: Settings, staging: Path, contract: Contract) -> dict[str, Any]:
@@ -360,15 +377,24 @@ def _decision(
 
 
 @reported_failures("promoting")
-def promote(settings: Settings) -> Decision:
+def promote(settings: Settings, from_challenger: bool = False) -> Decision:
     """Move the champion alias to the latest model if it beats the champion (same rows, now).
 
     Better means: the whole confidence interval of its gain is above evaluate.promotion_margin.
+    `from_challenger`: judge the challenger alias's version instead; promoted, it stops being
+    the challenger (alias and bundle removed).
     """
     client = _client(settings)
-    trained = TrainResult.load(settings.train.run_file)
     name, alias = settings.registry.model_name, settings.registry.champion_alias
-    challenger = client.get_model_version(name, trained.model_version)
+    if from_challenger:
+        challenger = _challenger(client, settings)
+        if challenger is None:
+            raise ProjectError(
+                f"{name} has no {settings.registry.challenger_alias}; fix: `challenger VERSION`"
+            )
+    else:
+        trained = TrainResult.load(settings.train.run_file)
+        challenger = client.get_model_version(name, trained.model_version)
     if challenger.tags.get(GATE_TAG) != "true":
         raise ProjectError(
             f"model v{challenger.version} has not passed the quality gate; fix: run evaluate"
@@ -389,6 +415,9 @@ def promote(settings: Settings) -> Decision:
         client.set_model_version_tag(
             name, challenger.version, PROMOTED_AT, datetime.now(UTC).isoformat()
         )
+        current = _challenger(client, settings)
+        if current is not None and str(current.version) == str(challenger.version):
+            _remove_challenger(client, settings)
     _record(client, settings, challenger, record, comparison)
     problem = None if decision.promoted else _export_problem(settings, decision.champion_version)
     if problem is not None:
@@ -557,6 +586,59 @@ def _history(tags: dict[str, str]) -> str:
         f"{event['event']} {str(event['at'])[:19]} by {event['by']}" for event in _events(tags)
     ]
     return "; ".join(steps) or "-"
+
+
+def _challenger(client: Any, settings: Settings) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(
+            settings.registry.model_name, settings.registry.challenger_alias
+        )
+    except MlflowException:
+        return None
+
+
+def _remove_challenger(client: Any, settings: Settings) -> None:
+    """No challenger: the alias deleted, its bundle removed (restarted: the champion answers)."""
+    registry = settings.registry
+    if _challenger(client, settings) is not None:
+        client.delete_registered_model_alias(registry.model_name, registry.challenger_alias)
+    shutil.rmtree(registry.challenger_dir, ignore_errors=True)
+
+
+@reported_failures("setting the challenger")
+def set_challenger(settings: Settings, version: int | None) -> str:
+    """Make `version` the challenger and export its bundle; None: no challenger any more."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    registry = settings.registry
+    name, alias = registry.model_name, registry.challenger_alias
+    if version is None:
+        _remove_challenger(client, settings)
+        return f"no {alias} now: {registry.challenger_dir} removed; restart the service"
+    try:
+        candidate = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ProjectError(f"{name} has no version {version}; fix: see `models`") from None
+    if candidate.tags.get(GATE_TAG) != "true":
+        raise ProjectError(f"v{version} has not passed the quality gate; fix: pick another")
+    champion = _champion(client, settings)
+    kept_out = None if champion is None else _kept_out(champion, candidate, registry.champion_alias)
+    if kept_out is not None:
+        raise ProjectError(f"v{version} cannot be the {alias}: {kept_out}")
+    try:
+        with _serving_files_of(candidate):
+            export_champion(client, settings, candidate, as_challenger=True)
+    except UnservableError as error:
+        _mark_unservable(client, settings, candidate, str(error))
+    client.set_registered_model_alias(name, alias, candidate.version)
+    _log_event(client, settings, str(version), alias, getpass.getuser())
+    return (
+        f"v{version} is the {alias}, exported to {registry.challenger_dir}; serve it beside the "
+        "champion with serve.rollout (shadow, canary or ab), then `promote --challenger`"
+    )
 
 
 @reported_failures("re-admitting")

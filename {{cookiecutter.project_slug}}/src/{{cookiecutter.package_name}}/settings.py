@@ -50,6 +50,15 @@ TaskSetting = Annotated[Task, BeforeValidator(_task), PlainSerializer(str)]
 # graph when it passed parity at export, else scikit-learn; see onnx_model.py).
 Runtime = Literal["onnx", "sklearn"]
 RuntimeChoice = Literal["auto", "onnx", "sklearn"]
+# serve.rollout: how a challenger bundle shares the traffic (api/rollout.py).
+RolloutChoice = Literal["off", "shadow", "canary", "ab"]
+
+
+def _off_is_off(value: Any) -> Any:
+    return "off" if value is False else value  # YAML reads an unquoted `off` as false
+
+
+RolloutSetting = Annotated[RolloutChoice, BeforeValidator(_off_is_off)]
 
 
 class Section(BaseModel):
@@ -224,6 +233,10 @@ class RegistrySettings(Section):
     model_name: str = Field(min_length=1)
     champion_alias: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     export_dir: Path
+    # The challenger alias's bundle (`challenger VERSION` exports it): what serve.rollout
+    # serves beside the champion.
+    challenger_alias: str = Field(default="challenger", pattern=r"^[a-z][a-z0-9_-]*$")
+    challenger_dir: Path = Path("models/challenger")
     # A tracking server that stops answering fails a stage within about
     # (retries + 1) x timeout + backoff seconds; MLflow's own defaults took 9 minutes.
     http_timeout_seconds: int = Field(default=8, ge=1)
@@ -242,6 +255,11 @@ class ServeSettings(Section):
     runtime: RuntimeChoice = "auto"
     # POST /explain (SHAP attributions, api/routes/explain.py): needs the explain group (shap).
     explain: bool = False
+    # Progressive delivery (api/rollout.py): the challenger bundle beside the champion. shadow:
+    # it scores every request, only the champion answers; canary and ab: it answers
+    # challenger_share of routing keys (X-Routing-Key, sticky; else each request is drawn).
+    rollout: RolloutSetting = "off"
+    challenger_share: float = Field(default=0.1, ge=0, le=1)
     # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
     max_header_bytes: int = Field(default=16384, ge=1024)
     max_headers: int = Field(default=100, ge=10)

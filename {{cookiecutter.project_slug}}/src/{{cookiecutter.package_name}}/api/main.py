@@ -17,7 +17,6 @@ from fastapi_offline import FastAPIOffline
 
 from ..settings import Settings, load_settings
 from . import problems
-from .batching import MicroBatcher
 from .routes import explain, health, metrics, model, predict
 from .state import ServiceState
 from .telemetry import RequestMiddleware
@@ -51,17 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Everything loaded so far (libraries, the model) lives as long as the process: freezing
         # it keeps the garbage collector's full passes from stalling requests for tens of ms.
         gc.freeze()
-        state.prediction_log.start()
-        if state.champion is not None:
-            state.batcher = MicroBatcher(state.champion, settings.serve.max_batch_rows)
-            state.batcher.start()
+        state.start()
         try:
             yield
         finally:
-            # Requests in flight have finished (uvicorn drains them first); flush the log.
-            if state.batcher is not None:
-                await state.batcher.stop()
-            state.prediction_log.stop()
+            await state.stop()
 
     app = _documented_app(settings, state, lifespan)
     app.state.service = state

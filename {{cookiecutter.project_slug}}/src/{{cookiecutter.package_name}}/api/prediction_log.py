@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..monitoring.records import LOG_PATTERN, log_file_name
+
+if TYPE_CHECKING:
+    from ..settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,15 @@ class Retention:
     file_bytes: int
     keep_bytes: int
     keep_days: float
+
+    @classmethod
+    def of(cls, serve: ServeSettings) -> Retention:
+        """The retention `serve.prediction_log_*` asks for."""
+        return cls(
+            serve.prediction_log_file_bytes,
+            serve.prediction_log_keep_bytes,
+            serve.prediction_log_keep_days,
+        )
 
 
 class PredictionLog:

@@ -153,7 +153,10 @@ class PredictResponse(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
 
-    model_version: str
+    model_version: str = Field(description="The version that answered.")
+    model_role: str = Field(
+        description="champion, or challenger when a canary or A/B rollout sent you to it."
+    )
     prediction_id: str = Field(
         description="Issued by the service: label these predictions by (prediction_id, row)."
     )
@@ -181,6 +184,17 @@ class ExplainResponse(BaseModel):
     explanations: list[Explanation]
 
 
+class RolloutInfo(BaseModel):
+    """serve.rollout as it runs: the mode, the challenger and its share, or why it is off."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    mode: str = Field(description="off, shadow, canary or ab (off when it could not start).")
+    challenger_version: str | None = None
+    challenger_share: float = Field(description="Share of routing keys the challenger answers.")
+    problem: str | None = Field(default=None, description="Why the rollout asked for is off.")
+
+
 class ModelInfo(BaseModel):
     """What is being served: registry name, version, alias, held-out metrics, the contract."""
 
@@ -198,6 +212,7 @@ class ModelInfo(BaseModel):
     )
     metrics: dict[str, float]
     contract: dict[str, Any]
+    rollout: RolloutInfo
 
 
 class Readiness(BaseModel):

@@ -12,6 +12,7 @@ from ..errors import ProjectError
 from ..settings import Settings
 from .batching import MicroBatcher
 from .prediction_log import PredictionLog, Retention
+from .rollout import Rollout, load_rollout
 from .schemas import RequestSchemas
 from .telemetry import Telemetry
 
@@ -35,6 +36,9 @@ class ServiceState:
     # serve.explain: the champion's SHAP explainer, or why there is none (/explain says it).
     explainer: Explainer | None = field(default=None)
     explain_problem: str = "serve.explain is off"
+    # serve.rollout: the challenger beside the champion, or why there is none.
+    rollout: Rollout | None = field(default=None)
+    rollout_problem: str = "serve.rollout is off"
 
     @classmethod
     def load(cls, settings: Settings) -> ServiceState:
@@ -62,14 +66,17 @@ class ServiceState:
         prediction_log = PredictionLog(
             settings.serve.prediction_log_dir,
             settings.serve.prediction_log_queue,
-            Retention(
-                settings.serve.prediction_log_file_bytes,
-                settings.serve.prediction_log_keep_bytes,
-                settings.serve.prediction_log_keep_days,
-            ),
+            Retention.of(settings.serve),
             on_drop=telemetry.drop_log_records,
         )
         state = cls(settings, telemetry, champion, reason, schemas, prediction_log)
+        state.rollout, state.rollout_problem = load_rollout(
+            settings, champion, telemetry.drop_log_records
+        )
+        if state.rollout_problem and settings.serve.rollout != "off":
+            logger.error(
+                "serve.rollout %s is off: %s", settings.serve.rollout, state.rollout_problem
+            )
         if settings.serve.explain and champion is not None:
             state.load_explainer(champion)
         return state
@@ -88,6 +95,26 @@ class ServiceState:
             self.explain_problem = "the bundle changed while the service started; fix: restart it"
             return
         self.explainer = explainer
+
+    def start(self) -> None:
+        """Start the log writers and the models' batchers (from the running event loop)."""
+        self.prediction_log.start()
+        if self.champion is not None:
+            self.batcher = MicroBatcher(self.champion, self.settings.serve.max_batch_rows)
+            self.batcher.start()
+        if self.rollout is not None:
+            self.rollout.start()
+
+    async def stop(self) -> None:
+        """Finish the shadow scoring, stop the batchers, flush the logs.
+
+        Called once uvicorn has drained the requests in flight.
+        """
+        if self.rollout is not None:
+            await self.rollout.stop()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.prediction_log.stop()
 
     @property
     def model_version(self) -> str:

@@ -64,10 +64,37 @@ class Telemetry:
         self.model_ready = Gauge(
             "model_ready", "1 when a verified model is serving.", registry=self.registry
         )
+        self._rollout_metrics()
         self.log_dropped = Counter(
             "prediction_log_dropped_records",
             "Prediction records not logged, by reason (queue_full, write_error).",
             ["reason"],
+            registry=self.registry,
+        )
+
+    def _rollout_metrics(self) -> None:
+        """What a challenger does beside the champion (serve.rollout)."""
+        self.model_predictions = Counter(
+            "model_predictions",
+            "Records predicted, by model version and role (champion or challenger: answered; "
+            "shadow: scored by the challenger, not answered).",
+            ["model_version", "role"],
+            registry=self.registry,
+        )
+        self.shadow_disagreements = Counter(
+            "shadow_disagreements",
+            "Shadow-scored records whose class differs from the champion's answer.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.shadow_differences = Histogram(
+            "shadow_prediction_difference",
+            "|challenger - champion| of each shadow-scored value (regression).",
+            registry=self.registry,
+        )
+        self.shadow_failures = Counter(
+            "shadow_failures",
+            "Shadow scoring calls that failed (no client sees them).",
             registry=self.registry,
         )
 
@@ -126,16 +153,18 @@ class RequestMiddleware:
         request_id = _client_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
-        extra_headers = [
-            (b"x-request-id", request_id.encode("latin-1")),
-            (b"x-model-version", self.model_version().encode("latin-1")),
-        ]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra_headers]
+                # The model that answered: the route names it when a challenger did.
+                version = scope["state"].get("model_version") or self.model_version()
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"x-model-version", version.encode("latin-1")),
+                ]
             await send(message)
 
         try:

@@ -17,6 +17,9 @@ ROW = "row"  # a prediction is one row of one request: (prediction_id, row) iden
 # The client's X-Request-Id (or the service's own): for tracing only; clients may repeat it.
 REQUEST_ID = "request_id"
 MODEL_VERSION = "model_version"
+# Which model answered (champion, or the challenger under a canary or A/B rollout); "shadow"
+# records, scored but not answered, go to a log of their own (api/rollout.py).
+ROLE = "role"
 FEATURES = "features"
 PREDICTION = "prediction"
 PROBABILITIES = "probabilities"
@@ -40,6 +43,7 @@ def prediction_record(
     model_version: str,
     features: dict[str, Any],
     answer: dict[str, Any],
+    role: str = "champion",
 ) -> dict[str, Any]:
     """One log line: who asked, what the model saw and what it answered (`Task.answer`)."""
     return {
@@ -48,6 +52,7 @@ def prediction_record(
         ROW: row,
         REQUEST_ID: request_id,
         MODEL_VERSION: model_version,
+        ROLE: role,
         FEATURES: features,
         **answer,
     }

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import UNAUTHORIZED, ApiKeyDep, ChampionDep
-from ..schemas import ModelInfo
+from ..deps import UNAUTHORIZED, ApiKeyDep, ChampionDep, StateDep
+from ..schemas import ModelInfo, RolloutInfo
+from ..state import ServiceState
+
+
+def rollout_info(state: ServiceState) -> RolloutInfo:
+    """The rollout running, or the one asked for and why it is off."""
+    rollout, asked = state.rollout, state.settings.serve.rollout
+    if rollout is None:
+        problem = None if asked == "off" else state.rollout_problem
+        return RolloutInfo(mode="off", challenger_share=0.0, problem=problem)
+    share = 0.0 if rollout.mode == "shadow" else rollout.share
+    return RolloutInfo(
+        mode=rollout.mode, challenger_version=rollout.challenger.version, challenger_share=share
+    )
 
 
 def build_router(auth: bool) -> APIRouter:
@@ -18,7 +31,7 @@ def build_router(auth: bool) -> APIRouter:
         dependencies=[ApiKeyDep] if auth else [],
         responses={**(UNAUTHORIZED if auth else {}), 503: {"description": "No servable model"}},
     )
-    async def model_info(champion: ChampionDep) -> ModelInfo:
+    async def model_info(champion: ChampionDep, state: StateDep) -> ModelInfo:
         """Registry name, version and alias, held-out metrics and the data contract."""
         metadata = champion.metadata
         return ModelInfo(
@@ -32,6 +45,7 @@ def build_router(auth: bool) -> APIRouter:
             runtime=champion.runtime,
             metrics={str(key): float(value) for key, value in metadata.get("metrics", {}).items()},
             contract=champion.contract.model_dump(mode="json", exclude_none=True),
+            rollout=rollout_info(state),
         )
 
     return router

@@ -7,6 +7,7 @@ count checked before any record is validated.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -16,13 +17,18 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
+from ...bundle import Champion
 from ...monitoring.records import PREDICTION_ID, REQUEST_ID, prediction_record
 from ...settings import API_KEY_HEADER
 from ...task import Prediction
+from ..batching import MicroBatcher
 from ..deps import API_KEY_SECURITY, UNAUTHORIZED, require_champion, verify_api_key
 from ..problems import MAX_ERRORS, BoundedValidationError
+from ..rollout import ROUTING_KEY_HEADER, Role, Rollout
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
+
+logger = logging.getLogger(__name__)
 
 
 def _invalid(message: str, kind: str) -> Exception:
@@ -108,7 +114,12 @@ def check_media_type(request: Request) -> None:
         )
 
 
-def _record_telemetry(state: ServiceState, predictions: list[Prediction]) -> None:
+def _record_telemetry(
+    state: ServiceState, model: Champion, role: Role, predictions: list[Prediction]
+) -> None:
+    state.telemetry.model_predictions.labels(model.version, role).inc(len(predictions))
+    if role == "shadow":
+        return  # a shadow answer reached no client: the served distributions stay the champion's
     for item in predictions:
         if item.probabilities is None:
             state.telemetry.predicted_values.observe(float(item.value))
@@ -118,15 +129,14 @@ def _record_telemetry(state: ServiceState, predictions: list[Prediction]) -> Non
 
 
 def _log_entries(
-    state: ServiceState,
+    model: Champion,
+    role: Role,
     ids: tuple[str, str],
     rows: list[tuple[Any, ...]],
     answers: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    assert state.champion is not None  # noqa: S101 - predict only runs with a champion  # nosec B101
-    names = state.champion.contract.feature_names
+    names = model.contract.feature_names
     timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    version = state.champion.version
     prediction_id, request_id = ids
     return [
         prediction_record(
@@ -134,12 +144,52 @@ def _log_entries(
             prediction_id,
             request_id,
             index,
-            version,
+            model.version,
             dict(zip(names, row, strict=True)),
             answer,
+            role,
         )
         for index, (row, answer) in enumerate(zip(rows, answers, strict=True))
     ]
+
+
+async def _shadow(
+    state: ServiceState,
+    rollout: Rollout,
+    ids: tuple[str, str],
+    rows: list[tuple[Any, ...]],
+    answered: list[Prediction],
+) -> None:
+    """Score `rows` with the challenger after the response; log and compare, never raise."""
+    challenger = rollout.challenger
+    try:
+        predictions = await rollout.batcher.predict(rows)
+    except Exception:  # the challenger's failure must not reach the champion's clients
+        logger.exception("shadow scoring by v%s failed", challenger.version)
+        state.telemetry.shadow_failures.inc()
+        return
+    _record_telemetry(state, challenger, "shadow", predictions)
+    telemetry = state.telemetry
+    for ours, theirs in zip(answered, predictions, strict=True):
+        if ours.probabilities is None:
+            telemetry.shadow_differences.observe(abs(float(theirs.value) - float(ours.value)))
+        elif str(ours.value) != str(theirs.value):
+            telemetry.shadow_disagreements.labels(challenger.version).inc()
+    answers = [challenger.task.answer(item) for item in predictions]
+    assert rollout.shadow_log is not None  # noqa: S101 - shadow mode has its log  # nosec B101
+    rollout.shadow_log.append(_log_entries(challenger, "shadow", ids, rows, answers))
+
+
+def _answering(
+    state: ServiceState, champion: Champion, request: Request, request_id: str
+) -> tuple[Champion, MicroBatcher, Role]:
+    """The model that answers this request: the champion, or the challenger under a rollout."""
+    rollout = state.rollout
+    key = request.headers.get(ROUTING_KEY_HEADER) or request_id
+    if rollout is not None and rollout.answers(key):
+        return rollout.challenger, rollout.batcher, "challenger"
+    assert state.batcher is not None  # noqa: S101 - checked by the route  # nosec B101
+    return champion, state.batcher, "champion"
 
 
 def openapi_body(request_body: dict[str, Any] | None) -> dict[str, Any]:
@@ -189,15 +239,21 @@ def build_router(schemas: RequestSchemas | None, auth: bool) -> APIRouter:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is starting")
         records = parse_records(await request.body(), state.schemas)
         rows = state.schemas.rows(records)
-        predictions = await state.batcher.predict(rows)
-        answers = [champion.task.answer(item) for item in predictions]
         request_id: str = request.scope["state"]["request_id"]
-        prediction_id = uuid.uuid4().hex  # ours, unique: what labels join on
-        _record_telemetry(state, predictions)
-        state.prediction_log.append(_log_entries(state, (prediction_id, request_id), rows, answers))
+        model, batcher, role = _answering(state, champion, request, request_id)
+        predictions = await batcher.predict(rows)
+        answers = [model.task.answer(item) for item in predictions]
+        ids = (uuid.uuid4().hex, request_id)  # the prediction id is ours, unique: labels join on it
+        _record_telemetry(state, model, role, predictions)
+        state.prediction_log.append(_log_entries(model, role, ids, rows, answers))
+        rollout = state.rollout
+        if rollout is not None and rollout.shadow_log is not None:
+            rollout.in_background(_shadow(state, rollout, ids, rows, predictions))
+        request.scope["state"]["model_version"] = model.version
         body = {
-            "model_version": champion.version,
-            PREDICTION_ID: prediction_id,
+            "model_version": model.version,
+            "model_role": role,
+            PREDICTION_ID: ids[0],
             REQUEST_ID: request_id,
             "predictions": answers,
         }
