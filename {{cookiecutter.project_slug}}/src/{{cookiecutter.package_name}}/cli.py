@@ -473,6 +473,40 @@ def explain(
 
 @app.command()
 @reports_errors
+def compare(
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV of prediction_id, row, <target>: judge both models' quality."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for compare.json and compare.html.")
+    ] = Path("reports/compare"),
+) -> None:
+    """Champion vs the shadow challenger, from the prediction logs (serve.rollout shadow).
+
+    Agreement, both prediction distributions and, with labels, the primary metric of both on
+    the same labelled rows with a paired interval. Exit status: 0 promote (then `promote
+    --challenger`), 1 keep the champion, 5 need more data.
+    """
+    from .compare import KEEP, NEED_DATA, run_compare, write_report
+    from .contract import load_contract
+    from .settings import load_settings
+
+    settings = load_settings()
+    result = run_compare(settings, load_contract(settings.contract_path), labels)
+    report = write_report(result, output)
+    paired = f"{result.paired_rows:,} paired rows ({result.labelled_rows:,} labelled)"
+    if result.agreement is not None:
+        typer.echo(f"{paired}: the models agree on {result.agreement:.1%}")
+    else:
+        typer.echo(f"{paired}: mean |challenger - champion| {result.mean_abs_difference:.4g}")
+    typer.echo(f"{result.decision}: {result.why} -> {report}")
+    codes = {KEEP: ExitCode.GATE, NEED_DATA: ExitCode.UNDECIDED}
+    raise typer.Exit(codes.get(result.decision, ExitCode.OK))
+
+
+@app.command()
+@reports_errors
 def monitor(
     log: Annotated[
         Path | None,

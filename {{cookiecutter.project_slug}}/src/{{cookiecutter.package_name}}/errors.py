@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     INPUT = 2  # bad input, settings or environment: the message names it and the fix
     ALERT = 3  # `monitor` raised an alert (drift or a quality drop)
     UNDELIVERED = 4  # `monitor` raised an alert that could not be delivered
+    UNDECIDED = 5  # `compare` has too few labelled rows to decide
 
 
 EXIT_CODES_HELP = (

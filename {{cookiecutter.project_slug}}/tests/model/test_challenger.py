@@ -48,7 +48,13 @@ def test_a_challenger_serves_beside_the_champion_until_the_gate_promotes_it(
     shutil.copy(PROJECT_ROOT / "contract.yaml", tmp_path / "contract.yaml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    lenient, weak = configured(settings), configured(settings, **WEAK_MODEL)
+    # A store of its own by absolute path: MLflow caches a store per URI, and test_lifecycle's
+    # `sqlite:///mlflow.db` must not be this folder's.
+    store = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    lenient, weak = (
+        made.model_copy(update={"registry": made.registry.model_copy(update=store)})
+        for made in (configured(settings), configured(settings, **WEAK_MODEL))
+    )
     run_prepare(lenient, contract)
     publish_split(lenient)
     first = train_and_evaluate(weak, contract)

@@ -1,4 +1,5 @@
-"""Progressive delivery: shadow, canary and A/B serving of a challenger beside the champion."""
+"""Progressive delivery: shadow, canary and A/B serving of a challenger beside the champion,
+and `compare` on the shadow's logs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.api.main import create_app
 from {{ cookiecutter.package_name }}.bundle import model_inputs
+from {{ cookiecutter.package_name }}.compare import KEEP, NEED_DATA, PROMOTE, run_compare, write_report
+from {{ cookiecutter.package_name }}.comparison import score_rows
 from {{ cookiecutter.package_name }}.contract import Contract
+from {{ cookiecutter.package_name }}.errors import ProjectError
 from {{ cookiecutter.package_name }}.monitoring.window import read_log_window
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.train import build_pipeline, make_estimator
@@ -170,3 +174,52 @@ def test_a_rollout_without_a_servable_challenger_serves_the_champion_and_says_wh
     expected = "fix: `challenger VERSION`" if problem == "missing" else "the champion itself"
     assert expected in info["problem"]
     assert {(body["model_version"], body["model_role"]) for body in answers} == {("1", "champion")}
+
+
+def test_compare_pairs_the_logs_and_judges_both_models_on_the_same_labelled_rows(
+    service_settings: ServiceSettings,
+    challenger_bundle: Path,
+    settings: Settings,
+    contract: Contract,
+    sample: pd.DataFrame,
+    fitted_pipeline: Any,
+    tmp_path: Path,
+) -> None:
+    shadowing = with_challenger(service_settings, challenger_bundle, rollout="shadow")
+    with pytest.raises(ProjectError, match=r"shadow does not exist; fix: serve with serve.rollout"):
+        run_compare(shadowing, contract, None)
+    features = json.loads(sample[contract.feature_names].to_json(orient="records"))
+    with TestClient(create_app(shadowing)) as client:
+        ids = [
+            client.post("/predict", json=features[start : start + 50]).json()["prediction_id"]
+            for start in range(0, len(features), 50)
+        ]
+    target = contract.target.name
+    truth = sample[target].reset_index(drop=True)
+    labels = pd.DataFrame(
+        {
+            "prediction_id": [ids[i // 50] for i in range(len(truth))],
+            "row": [i % 50 for i in range(len(truth))],
+            target: truth,
+        }
+    )
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    labels.head(3).to_csv(tmp_path / "few.csv", index=False)
+
+    unlabelled = run_compare(shadowing, contract, None)
+    assert (unlabelled.paired_rows, unlabelled.decision) == (len(sample), NEED_DATA)
+    assert run_compare(shadowing, contract, tmp_path / "few.csv").decision == NEED_DATA
+    result = run_compare(shadowing, contract, tmp_path / "labels.csv")
+    assert result.labelled_rows == len(sample)
+    # The champion's figure is the champion's own metric on exactly these rows.
+    metric, classes = settings.evaluate.primary_metric, list(contract.target.allowed or [])
+    scored = score_rows(settings.task, fitted_pipeline, model_inputs(sample, contract), classes)
+    expected = settings.task.metrics_of(truth, scored.predicted, scored.scores, classes, metric)
+    assert result.quality is not None
+    assert result.quality["champion"] == pytest.approx(expected[metric], abs=1e-3)
+    assert result.quality["rows"] == len(sample)
+    better = result.quality["low"] > settings.evaluate.promotion_margin
+    assert result.decision == (PROMOTE if better else KEEP)
+    report = write_report(result, tmp_path / "report")
+    assert json.loads(report.read_text())["decision"] == result.decision
+    assert "<script" not in (tmp_path / "report" / "compare.html").read_text()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from ..bundle import Champion, ModelNotReadyError, load_champion
+from ..monitoring.records import SHADOW_LOG_FOLDER
 from ..settings import RolloutChoice, Settings
 from .batching import MicroBatcher
 from .prediction_log import PredictionLog, Retention
@@ -31,7 +32,6 @@ from .prediction_log import PredictionLog, Retention
 logger = logging.getLogger(__name__)
 
 Role: TypeAlias = Literal["champion", "challenger", "shadow"]
-SHADOW_LOG_FOLDER = "shadow"
 ROUTING_KEY_HEADER = "x-routing-key"
 
 

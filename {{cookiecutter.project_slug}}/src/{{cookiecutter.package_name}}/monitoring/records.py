@@ -24,6 +24,8 @@ FEATURES = "features"
 PREDICTION = "prediction"
 PROBABILITIES = "probabilities"
 LOG_PATTERN = "predictions-*.jsonl"
+# Under the log folder: the shadow challenger's records (never read as served predictions).
+SHADOW_LOG_FOLDER = "shadow"
 
 
 def log_file_name(moment: datetime, writer: str = "") -> str:
