@@ -956,3 +956,72 @@ def check_a_full_data_disk(project: Path) -> None:
         assert [path.name for path in labelled.iterdir()] == [".filler"]
     assert batches_snapshot(project) == before
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
+
+
+def shadow_counted(url: str, version: str) -> float:
+    """model_predictions_total for `version` in the shadow role, from the running service."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    prefix = 'model_predictions_total{model_version="' + version + '",role="shadow"} '
+    found = [line.removeprefix(prefix) for line in text.splitlines() if line.startswith(prefix)]
+    return float(found[0]) if found else 0.0
+
+
+def test_a_challenger_goes_through_shadow_compare_and_the_gate(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's "Rolling out a new model" on a real service: another model as challenger, a
+    shadow-mode `serve` fed held-back traffic, `compare` on its logs with their labels, then
+    `promote --challenger` or `challenger --clear`. Last on the project: it trains outside DVC."""
+    ensure_pipeline(project)
+    cli = "my_ml_service"
+    with monkeypatch.context() as patch:
+        patch.setenv("MY_ML_SERVICE_TRAIN__SEED", "7")  # another seed: another model
+        uv_run(project, cli, "train")
+        uv_run(project, cli, "evaluate")
+    version = json.loads((project / "reports/train/run.json").read_text())["model_version"]
+    assert f"v{version} is the challenger" in uv_run(project, cli, "challenger", version)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(project / ".venv/bin" / cli), "serve", "--port", str(port)],
+        cwd=project,
+        env={**os.environ, "MY_ML_SERVICE_SERVE__ROLLOUT": "shadow"},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_ready(f"{url}/ready", server)
+        with urllib.request.urlopen(f"{url}/model", timeout=10) as response:
+            rollout = json.loads(response.read())["rollout"]
+        assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", version), rollout
+        sent = uv_run(project, cli, "simulate", "clean", "--seed", "3", "--url", url, "--force")
+        labels = re.search(r"-> (\S+\.labels\.csv)", sent)
+        assert labels, sent
+        rows = len((project / labels.group(1)).read_text().splitlines()) - 1
+        deadline = time.monotonic() + 30
+        while shadow_counted(url, version) < rows and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert shadow_counted(url, version) == rows
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    compared = run_unchecked(
+        [uv_executable(), "run", "--locked", cli, "compare", "--labels", labels.group(1)], project
+    )
+    assert compared.returncode in (0, 1), compared.stdout + compared.stderr  # enough labels
+    report = json.loads((project / "reports/compare/compare.json").read_text())
+    assert report["paired_rows"] == report["labelled_rows"] == report["quality"]["rows"] == rows
+    assert (project / "reports/compare/compare.html").is_file()
+    decided = run_unchecked(
+        [uv_executable(), "run", "--locked", cli, "promote", "--challenger"], project
+    )
+    assert decided.returncode == 0, decided.stdout + decided.stderr
+    promoted = f"v{version} is the new champion" in decided.stdout
+    if not promoted:  # the canary's rollback: no challenger, all traffic to the champion
+        assert "no challenger now" in uv_run(project, cli, "challenger", "--clear")
+    listing = uv_run(project, cli, "models")
+    # The aliases column ("-" when none): the champion moved or not, and no challenger left.
+    aliases = dict(re.findall(r"^(\d+)\s+(\S+)", listing, re.MULTILINE))
+    assert (aliases[version] == "champion") == promoted, listing
+    assert not any("challenger" in names for names in aliases.values()), listing
+    assert not (project / "models/challenger").exists()
