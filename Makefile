@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench bench-serving bench-score bench-monitoring bench-drift bench-window bench-limits clean
+.PHONY: help demo test test-fast lock bench bench-serving bench-rollout bench-score bench-monitoring bench-drift bench-window bench-limits clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,9 @@ bench: $(UV) ## Measure bake, --help and pipeline times (figures go in README.md
 
 bench-serving: $(UV) ## Load the generated service and `mlflow models serve` with wrk, side by side
 	$(RUN) python benchmarks/serving.py
+
+bench-rollout: $(UV) ## What a challenger beside the champion costs: rollout off vs shadow vs canary, side by side
+	$(RUN) python benchmarks/rollout.py
 
 bench-score: $(UV) ## Time `score` on 100k and 1M rows, ONNX vs scikit-learn (peak memory too)
 	$(RUN) python benchmarks/score.py

@@ -975,8 +975,14 @@ def test_a_challenger_goes_through_shadow_compare_and_the_gate(
     `promote --challenger` or `challenger --clear`. Last on the project: it trains outside DVC."""
     ensure_pipeline(project)
     cli = "my_ml_service"
+    # Other hyperparameters: another model, judged on the champion's held-out rows (a seed of
+    # its own once re-dealt them, and a regression challenger missed the absolute rmse bar).
+    if "task: regression" in (project / "params.yaml").read_text():
+        other = {"alpha": 5.0}
+    else:
+        other = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7}
     with monkeypatch.context() as patch:
-        patch.setenv("MY_ML_SERVICE_TRAIN__SEED", "7")  # another seed: another model
+        patch.setenv("MY_ML_SERVICE_TRAIN__HYPERPARAMETERS", json.dumps(other))
         uv_run(project, cli, "train")
         uv_run(project, cli, "evaluate")
     version = json.loads((project / "reports/train/run.json").read_text())["model_version"]

@@ -154,9 +154,11 @@ def production_split(
 def evaluation_split(
     frame: pd.DataFrame, settings: Settings, contract: Contract
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training pool's (training part, held-out rows), as `train` and `evaluate` see it."""
-    train = settings.train
+    """The training pool's (training part, held-out rows), as `train` and `evaluate` see it.
+
+    Seeded by `data.seed`, not `train.seed`: a model trained with another seed must not move
+    rows between the parts, or the champion would be judged on rows it was fitted on.
+    """
     stratify_by = settings.task.stratify(contract.target.name)
-    return split_off(
-        frame, train.test_fraction, train.seed, stratify_by, contract.feature_names, "evaluation"
-    )
+    fraction, seed = settings.train.test_fraction, settings.data.seed
+    return split_off(frame, fraction, seed, stratify_by, contract.feature_names, "evaluation")

@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.contract import Contract
 from {{ cookiecutter.package_name }}.errors import (
     ProjectError,
 )
 from {{ cookiecutter.package_name }}.rows import (
+    evaluation_split,
     row_keys,
     split_off,
 )
+from {{ cookiecutter.package_name }}.settings import Settings
 
 FEATURES = ["x", "colour"]
 
@@ -63,6 +66,22 @@ def test_a_row_never_changes_side_when_rows_are_added(frame: pd.DataFrame) -> No
     before = split(frame.iloc[:300])
     grown = split(frame)  # 200 more rows
     assert set(grown.index) & set(range(300)) == set(before.index)
+
+
+def test_the_held_out_rows_follow_the_data_seed_not_the_model_seed(
+    sample: pd.DataFrame, settings: Settings, contract: Contract
+) -> None:
+    """A challenger trained with another `train.seed` is judged on the champion's held-out rows
+    (a seed that re-dealt them put rows the champion was fitted on into the gate's set)."""
+    held = evaluation_split(sample, settings, contract)[1].index
+    reseeded = settings.model_copy(
+        update={"train": settings.train.model_copy(update={"seed": settings.train.seed + 1})}
+    )
+    assert evaluation_split(sample, reseeded, contract)[1].index.equals(held)
+    redealt = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"seed": settings.data.seed + 1})}
+    )
+    assert not evaluation_split(sample, redealt, contract)[1].index.equals(held)
 
 
 def test_copies_of_a_row_are_always_on_the_same_side(frame: pd.DataFrame) -> None:

@@ -1,0 +1,139 @@
+"""Rollout benchmark: what serving a challenger beside the champion costs (serve.rollout).
+
+Run `make bench-rollout` (needs wrk). Bakes the default project, runs its pipeline, trains a
+second model (other hyperparameters) and makes it the challenger, then starts the service three
+times side by side on the same champion: rollout off, shadow (the challenger scores every
+request off the response path) and canary (20% of routing keys answered by the challenger).
+Each is loaded in turn with wrk (one thread, so the server keeps a core): single rows at
+concurrency 8, and 100-row batches at 8. Every cell is the median of the rounds, the three
+servers alternating so the machine's drift hits them alike; the ratio column is shadow / off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+# Run as `python benchmarks/rollout.py`: the serving benchmark beside it holds the shared parts.
+from serving import UV, Server, prepare_project, run, sample_records, start, wrk
+
+MODES = ["off", "shadow", "canary"]
+SCENARIOS = [("1 row", 8, 1), ("100 rows", 8, 100)]
+# Another model than the champion: other hyperparameters of the default estimator.
+CHALLENGER = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7}
+
+
+def make_challenger(project: Path) -> str:
+    """Train, evaluate and export a second version as the challenger; return its version."""
+    cli = [UV, "run", "--locked", "my_ml_service"]
+    env = {"MY_ML_SERVICE_TRAIN__HYPERPARAMETERS": json.dumps(CHALLENGER)}
+    run([*cli, "train"], project, env)
+    run([*cli, "evaluate"], project, env)
+    version = str(json.loads((project / "reports/train/run.json").read_text())["model_version"])
+    run([*cli, "challenger", version], project)
+    return version
+
+
+def start_mode(project: Path, mode: str) -> Server:
+    command = [str(project / ".venv/bin/my_ml_service"), "serve", "--port", "{port}"]
+    env = {"MY_ML_SERVICE_SERVE__ROLLOUT": mode, "MY_ML_SERVICE_SERVE__CHALLENGER_SHARE": "0.2"}
+    return start(mode, command, project, "/ready", env)
+
+
+def shadow_scored(server: Server) -> float:
+    """The challenger's shadow predictions so far, from /metrics (the shadow really ran)."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("model_predictions_total{") and 'role="shadow"' in line
+    )
+
+
+def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str, object]:
+    records = sample_records(project)
+    bodies = {1: json.dumps(records[0]), 100: json.dumps(records)}
+    servers = [start_mode(project, mode) for mode in MODES]
+    samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+    try:
+        for server in servers:  # warm up
+            wrk(server.url + "/predict", bodies[1], 4, 2, lua_dir)
+        for _ in range(rounds):
+            for scenario, connections, rows in SCENARIOS:
+                for server in servers:
+                    result = wrk(
+                        server.url + "/predict", bodies[rows], connections, seconds, lua_dir
+                    )
+                    samples.setdefault((server.name, scenario), []).append(result)
+        shadowed = shadow_scored(servers[MODES.index("shadow")])
+        rss = {server.name: server.rss_mb() for server in servers}
+    finally:
+        for server in servers:
+            server.stop()
+    cells = {
+        f"{mode} | {scenario}": {
+            key: statistics.median(result[key] for result in results) for key in results[0]
+        }
+        for (mode, scenario), results in samples.items()
+    }
+    return {"cells": cells, "rss_mb": rss, "shadow_predictions": shadowed}
+
+
+def report(result: dict[str, object]) -> str:
+    cells: dict[str, dict[str, float]] = result["cells"]  # type: ignore[assignment]
+    rss: dict[str, float] = result["rss_mb"]  # type: ignore[assignment]
+    header = "| load | off: req/s, p50, p99 | shadow | canary 20% | shadow / off p99 |"
+    lines = [header + " shadow / off req/s |", "|---|---|---|---|---|---|"]
+    for scenario, connections, _ in SCENARIOS:
+        row = {mode: cells[f"{mode} | {scenario}"] for mode in MODES}
+        errors = sum(cell["errors"] for cell in row.values())
+        shown = [f"{c['rps']:.0f}, {c['p50']:.2f} ms, {c['p99']:.2f} ms" for c in row.values()]
+        lines.append(
+            f"| {scenario}, c={connections} | " + " | ".join(shown)
+            + f" | **{row['shadow']['p99'] / row['off']['p99']:.2f}**"
+            + f" | {row['shadow']['rps'] / row['off']['rps']:.2f}"
+            + (f" ({errors:.0f} errors)" if errors else "")
+            + " |"
+        )  # fmt: skip
+    lines.append(
+        "| RSS after the load | " + " | ".join(f"{rss[mode]:.0f} MB" for mode in MODES) + " | | |"
+    )
+    lines.append(
+        f"\nShadow predictions scored by the challenger: {result['shadow_predictions']:.0f}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    parser.add_argument("--work", type=Path, help="folder for the baked project (default: a temp)")
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    work = arguments.work or Path(tempfile.mkdtemp(prefix="bench-rollout-"))
+    lua_dir = work / "lua"
+    lua_dir.mkdir(parents=True, exist_ok=True)
+    project = prepare_project(work, "default", None)
+    version = make_challenger(project)
+    result = measure(project, arguments.seconds, arguments.rounds, lua_dir)
+    (work / "results.json").write_text(json.dumps(result, indent=2))
+    print(
+        f"machine: {os.cpu_count()} cores; champion v1, challenger v{version}; "
+        f"wrk -t1 -d{arguments.seconds}s, median of {arguments.rounds} alternating rounds"
+    )
+    print(report(result))
+    print(f"\nraw results: {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
