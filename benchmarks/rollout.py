@@ -25,7 +25,13 @@ from pathlib import Path
 from serving import UV, Server, prepare_project, run, sample_records, start, wrk
 
 MODES = ["off", "shadow", "canary"]
-SCENARIOS = [("1 row", 8, 1), ("100 rows", 8, 100)]
+# (label, connections, rows per request, ms each connection waits after an answer): flat out,
+# and a steady load of about half the service's capacity here (8 connections, 10 ms apart).
+SCENARIOS = [
+    ("1 row", 8, 1, 0),
+    ("100 rows", 8, 100, 0),
+    ("1 row, paced 10 ms", 8, 1, 10),
+]
 # Another model than the champion: other hyperparameters of the default estimator.
 CHALLENGER = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7}
 
@@ -67,11 +73,10 @@ def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str
         for server in servers:  # warm up
             wrk(server.url + "/predict", bodies[1], 4, 2, lua_dir)
         for _ in range(rounds):
-            for scenario, connections, rows in SCENARIOS:
+            for scenario, connections, rows, pace in SCENARIOS:
                 for server in servers:
-                    result = wrk(
-                        server.url + "/predict", bodies[rows], connections, seconds, lua_dir
-                    )
+                    url = server.url + "/predict"
+                    result = wrk(url, bodies[rows], connections, seconds, lua_dir, pace)
                     samples.setdefault((server.name, scenario), []).append(result)
         shadowed = shadow_scored(servers[MODES.index("shadow")])
         rss = {server.name: server.rss_mb() for server in servers}
@@ -92,7 +97,7 @@ def report(result: dict[str, object]) -> str:
     rss: dict[str, float] = result["rss_mb"]  # type: ignore[assignment]
     header = "| load | off: req/s, p50, p99 | shadow | canary 20% | shadow / off p99 |"
     lines = [header + " shadow / off req/s |", "|---|---|---|---|---|---|"]
-    for scenario, connections, _ in SCENARIOS:
+    for scenario, connections, _, _ in SCENARIOS:
         row = {mode: cells[f"{mode} | {scenario}"] for mode in MODES}
         errors = sum(cell["errors"] for cell in row.values())
         shown = [f"{c['rps']:.0f}, {c['p50']:.2f} ms, {c['p99']:.2f} ms" for c in row.values()]
@@ -117,14 +122,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
     parser.add_argument("--work", type=Path, help="folder for the baked project (default: a temp)")
+    parser.add_argument(
+        "--project", type=Path, help="measure this baked project (with a challenger) instead"
+    )
     arguments = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     work = arguments.work or Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     lua_dir = work / "lua"
     lua_dir.mkdir(parents=True, exist_ok=True)
-    project = prepare_project(work, "default", None)
-    version = make_challenger(project)
+    if arguments.project:
+        project = arguments.project.resolve()
+        version = json.loads((project / "models/challenger/metadata.json").read_text())["version"]
+    else:
+        project = prepare_project(work, "default", None)
+        version = make_challenger(project)
     result = measure(project, arguments.seconds, arguments.rounds, lua_dir)
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(

@@ -138,11 +138,16 @@ def start(name: str, command: list[str], cwd: Path, ready_path: str, env: dict[s
     return Server(name, process, url, time.perf_counter() - started)
 
 
-def wrk(url: str, body: str, connections: int, seconds: int, lua_dir: Path) -> dict[str, float]:
-    script = lua_dir / f"{abs(hash(body))}.lua"
+def wrk(
+    url: str, body: str, connections: int, seconds: int, lua_dir: Path, pace_ms: int = 0
+) -> dict[str, float]:
+    """wrk's figures for `body` POSTed at `connections`; `pace_ms`: each connection waits that
+    long after each answer (a steady load below saturation), else as fast as answered."""
+    script = lua_dir / f"{abs(hash(body))}-{pace_ms}.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(body)}\n"
+        + (f"function delay() return {pace_ms} end\n" if pace_ms else "")
     )
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],

@@ -51,6 +51,10 @@ EXPECTED_FILES = {
     "k8s/overlays/production/namespace.yaml",
     "k8s/overlays/staging/kustomization.yaml",
     "k8s/overlays/staging/namespace.yaml",
+    "grafana/dashboards/prediction-service.json",
+    "grafana/provisioning/dashboards/dashboards.yml",
+    "grafana/provisioning/datasources/prometheus.yml",
+    "prometheus/compose.yml",
     "prometheus/prometheus.yml",
     "prometheus/rules.yml",
     "prometheus/rules.test.yml",
@@ -107,6 +111,7 @@ EXPECTED_FILES = {
     "src/{package}/validate.py",
     "src/{package}/validation_report.py",
     "src/{package}/api/__init__.py",
+    "src/{package}/api/answered.py",
     "src/{package}/api/batching.py",
     "src/{package}/api/deps.py",
     "src/{package}/api/main.py",
@@ -210,9 +215,11 @@ def test_every_data_file_parses(baked: Path) -> None:
         ".secrets.baseline": json.loads,
     }
     # Workflows, manifests, Prometheus files: every document parses (validated further elsewhere).
-    documents = [".github/**/*.yml", "k8s/**/*.yaml", "prometheus/*.yml"]
+    documents = [".github/**/*.yml", "k8s/**/*.yaml", "prometheus/*.yml", "grafana/**/*.yml"]
     for path in (path for pattern in documents for path in baked.glob(pattern)):
         parsers[str(path.relative_to(baked))] = lambda text: list(yaml.safe_load_all(text))
+    for path in baked.glob("grafana/dashboards/*.json"):
+        parsers[str(path.relative_to(baked))] = json.loads
     data_files = {
         str(path.relative_to(baked))
         for path in baked.rglob("*")

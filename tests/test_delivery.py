@@ -222,6 +222,45 @@ def test_deploy_script_names_the_overlays_on_a_typo(project: Path) -> None:
     assert "production staging" in result.stderr
 
 
+def test_a_canary_deploy_sets_the_rollout_and_keeps_the_rest(project: Path, tmp_path: Path) -> None:
+    """`ROLLOUT=canary CHALLENGER_SHARE=0.2 k8s/deploy.sh production IMAGE`: the one Deployment
+    serves both bundles with those settings; the overlay's own env (the API key) is kept."""
+    deploy = project / "k8s" / "deploy.sh"
+    image = "ghcr.io/acme/my-ml-service:1.2"  # a tag YAML reads as a number
+    rendered = run_tool(
+        deploy, "production", image, RENDER_ONLY="1", ROLLOUT="canary", CHALLENGER_SHARE="0.2"
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    manifests = tmp_path / "canary.yaml"
+    manifests.write_text(rendered.stdout)
+    valid = run_tool(tool("kubernetes-validate"), "--strict", "--quiet", manifests)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    deployment = next(d for d in yaml.safe_load_all(rendered.stdout) if d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {
+        item["name"].removeprefix("MY_ML_SERVICE_"): item.get("value") for item in container["env"]
+    }
+    assert env["SERVE__ROLLOUT"] == "canary"
+    assert env["SERVE__CHALLENGER_SHARE"] == "0.2"
+    assert env["SERVE__REQUIRE_API_KEY"] == "true"
+    assert container["image"] == image
+    assert len(container["env"]) == len(env)  # merged by name, not appended twice
+    plain = yaml.safe_load_all(render(project, "production").stdout)
+    [base] = next(d for d in plain if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert {e["name"]: e.get("value") for e in base["env"]}["MY_ML_SERVICE_SERVE__ROLLOUT"] == "off"
+    for name, value, fix in [
+        ("ROLLOUT", "blue-green", "off, shadow, canary or ab"),
+        ("CHALLENGER_SHARE", "20%", "a number from 0 to 1"),
+        ("CHALLENGER_SHARE", "1.5", "a number from 0 to 1"),
+    ]:
+        refused = run_tool("env", f"{name}={value}", deploy, "production", image, RENDER_ONLY="1")
+        assert refused.returncode == 2, refused.stdout
+        assert f"{name} '{value}'" in refused.stderr
+        assert fix in refused.stderr
+
+
 def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:
     """Port, user, probes and settings in the Deployment are the ones the image and API have."""
     rendered = render(project, "production").stdout

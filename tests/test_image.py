@@ -51,6 +51,13 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     project = bake(tmp_path_factory.mktemp("image"))
     run(["make", "setup", f"UV={uv_executable()}"], project)
     run([uv_executable(), "run", "--locked", "dvc", "repro"], project)
+    # A challenger (other hyperparameters) exported beside the champion: the image carries both.
+    other = json.dumps({"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7})
+    cli = [uv_executable(), "run", "--locked", "env"]
+    cli += [f"MY_ML_SERVICE_TRAIN__HYPERPARAMETERS={other}", "my_ml_service"]
+    run([*cli, "train"], project)
+    run([*cli, "evaluate"], project)
+    run([*cli, "challenger", "2"], project)
     # The documented hook for TLS-intercepting proxies: this machine's extra CAs, if any.
     for certificate in HOST_EXTRA_CERTS.glob("*.crt"):
         shutil.copy(certificate, project / "docker" / "certs")
@@ -174,6 +181,53 @@ def test_container_starts_reports_ready_and_predicts(image: tuple[str, Path]) ->
         subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
 
 
+def _started(tag: str, *env: str) -> tuple[str, str]:
+    """A read-only container of `tag` with `env` (NAME=value), ready: (its id, its URL)."""
+    container = docker(
+        "run", "--detach", "--read-only",
+        "--tmpfs", "/app/logs/predictions:uid=10001,gid=10001",
+        "--publish", "127.0.0.1::8000", *(f"--env={item}" for item in env), tag,
+    )  # fmt: skip
+    port = docker("port", container, "8000/tcp").splitlines()[0].rsplit(":", 1)[1]
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if _get(f"{url}/ready")[0] == 200:
+                return container, url
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail("no /ready within 120 s:\n" + docker("logs", container))
+            time.sleep(0.25)
+
+
+def test_the_image_serves_its_challenger_as_the_environment_says(image: tuple[str, Path]) -> None:
+    """One image, both bundles: off by default; a canary of all keys answered by v2; shadow
+    answered by v1 with v2 scoring every record."""
+    tag, project = image
+    record = json.dumps(a_record(project)).encode()
+    headers = {"Content-Type": "application/json", "X-Routing-Key": "user-1"}
+    for mode, answering in [("off", "1"), ("canary", "2"), ("shadow", "1")]:
+        container, url = _started(
+            tag, f"MY_ML_SERVICE_SERVE__ROLLOUT={mode}", "MY_ML_SERVICE_SERVE__CHALLENGER_SHARE=1"
+        )
+        try:
+            rollout = _get(f"{url}/model")[1]["rollout"]
+            assert rollout["mode"] == mode, rollout  # type: ignore[index]
+            for _ in range(3):
+                request = urllib.request.Request(f"{url}/predict", data=record, headers=headers)
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    assert response.headers["x-model-version"] == answering, mode
+            if mode == "shadow":
+                deadline = time.monotonic() + 10
+                line = 'model_predictions_total{model_version="2",role="shadow"} 3.0'
+                while line not in urllib.request.urlopen(f"{url}/metrics").read().decode():
+                    assert time.monotonic() < deadline, "the shadow challenger scored nothing"
+                    time.sleep(0.2)
+        finally:
+            subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+
+
 def _batch_job(project: Path) -> dict[str, Any]:
     """The Indexed Job spec of k8s/batch's CronJob, as kustomize renders it."""
     rendered = subprocess.run(
@@ -286,13 +340,26 @@ def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]
         for name, service in compose["services"].items()
         if "build" in service
     }
-    assert built == {"api": "service", "mlflow": "tracking", "postgres": "postgres"}
+    assert built == {
+        "api": "service",
+        "mlflow": "tracking",
+        "postgres": "postgres",
+        "prometheus": "prometheus",
+    }
     assert set(built.values()) <= stages
+    # Prometheus and Grafana only on request: `make up` pulls nothing from a registry.
+    optional = {name for name, service in compose["services"].items() if "profiles" in service}
+    assert optional == {"prometheus", "grafana"}
     prefix = project.name.replace("-", "_").upper() + "_SERVE__"
     assert set(compose["services"]["api"]["environment"]) == {
         prefix + "REQUIRE_API_KEY",
         prefix + "API_KEY",
+        prefix + "ROLLOUT",
+        prefix + "CHALLENGER_SHARE",
     }
+    settings = yaml.safe_load((project / "params.yaml").read_text())["serve"]
+    for name in compose["services"]["api"]["environment"]:
+        assert name.removeprefix(prefix).lower() in {*settings, "api_key"}, name
     assert compose["services"]["api"]["read_only"] is True
 
 
@@ -353,7 +420,11 @@ def test_the_compose_stack_runs_end_to_end(image: tuple[str, Path]) -> None:
     """`make up` (Compose v1 here): the API predicts on loopback, a run logged from the host
     lands in the stack's PostgreSQL, the API container reaches MLflow; `make down` removes it."""
     _, project = image
-    ports = {"API_PORT": str(free_port()), "MLFLOW_PORT": str(free_port())}
+    ports = {
+        "API_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
+    }
     env = {**os.environ, **ports, "UV": uv_executable()}
     base = os.environ.get("TEMPLATE_TEST_BASE_IMAGE", "")
     v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
@@ -408,9 +479,37 @@ def test_the_compose_stack_runs_end_to_end(image: tuple[str, Path]) -> None:
             "?max_results=1', timeout=5).status)"
         )
         assert docker("exec", container("api"), "python", "-c", reach) == "200"
+        # The observability profile's Prometheus (Debian's, built from the same base; Grafana
+        # is pulled from Docker Hub, which this machine cannot reach): it scrapes the api and
+        # loads the project's rules.
+        observed = subprocess.run(
+            [*compose, "--profile", "observability", "up", "--detach", "--build", "prometheus"],
+            cwd=project, env={**env, "BASE_IMAGE": base}, capture_output=True, text=True,
+            timeout=1800,
+        )  # fmt: skip
+        assert observed.returncode == 0, observed.stdout + observed.stderr
+        prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                query = f"{prometheus}/api/v1/query?query=up%7Bjob%3D%22prediction-service%22%7D"
+                found = _get(query, timeout=5)[1]["data"]["result"]  # type: ignore[index]
+                if found and found[0]["value"][1] == "1":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, docker("logs", container("prometheus"))
+            time.sleep(1)
+        rules = _get(f"{prometheus}/api/v1/rules", timeout=5)[1]["data"]["groups"]  # type: ignore[index]
+        assert sum(len(group["rules"]) for group in rules) >= 10
+        subprocess.run(
+            [*compose, "--profile", "observability", "rm", "--stop", "--force", "prometheus"],
+            cwd=project, capture_output=True, check=False,
+        )  # fmt: skip
         make("down")
         assert container("api") == container("mlflow") == container("postgres") == ""
     finally:
         subprocess.run(
-            [*compose, "down", "--volumes"], cwd=project, capture_output=True, check=False
-        )
+            [*compose, "--profile", "observability", "down", "--volumes"],
+            cwd=project, capture_output=True, check=False,
+        )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
@@ -967,12 +969,74 @@ def shadow_counted(url: str, version: str) -> float:
     return float(found[0]) if found else 0.0
 
 
-def test_a_challenger_goes_through_shadow_compare_and_the_gate(
+@contextmanager
+def serving_rollout(project: Path, mode: str) -> Iterator[str]:
+    """The project's `serve` in a rollout mode (20% to the challenger), ready; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(project / ".venv/bin/my_ml_service"), "serve", "--port", str(port)],
+        cwd=project,
+        env={
+            **os.environ,
+            "MY_ML_SERVICE_SERVE__ROLLOUT": mode,
+            "MY_ML_SERVICE_SERVE__CHALLENGER_SHARE": "0.2",
+        },
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_ready(f"{url}/ready", server)
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def rollout_of(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/model", timeout=10) as response:
+        info: dict[str, Any] = json.loads(response.read())["rollout"]
+    return info
+
+
+def first_production_record(project: Path) -> dict[str, Any]:
+    """The first held-back production row as the API takes it, typed by the contract."""
+    production = (project / "data/prepared/production.csv").read_text().splitlines()
+    values = dict(zip(production[0].split(","), production[1].split(","), strict=True))
+    kinds: dict[str, Callable[[str], Any]] = {
+        "float": float,
+        "int": lambda text: int(float(text)),
+        "category": str,
+    }
+    features = yaml.safe_load((project / "contract.yaml").read_text())["features"]
+    return {item["name"]: kinds[item["type"]](values[item["name"]]) for item in features}
+
+
+def roles_by_key(url: str, record: bytes, keys: list[str]) -> dict[str, str]:
+    """Who answered each routing key's request (one kept-alive connection)."""
+    connection = http.client.HTTPConnection(urllib.parse.urlparse(url).netloc, timeout=10)
+    answered = {}
+    try:
+        for key in keys:
+            headers = {"Content-Type": "application/json", "X-Routing-Key": key}
+            connection.request("POST", "/predict", body=record, headers=headers)
+            response = connection.getresponse()
+            body = json.loads(response.read())
+            assert response.status == 200, body
+            assert response.getheader("X-Model-Version") == body["model_version"]
+            answered[key] = body["model_role"]
+    finally:
+        connection.close()
+    return answered
+
+
+def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """README's "Rolling out a new model" on a real service: another model as challenger, a
-    shadow-mode `serve` fed held-back traffic, `compare` on its logs with their labels, then
-    `promote --challenger` or `challenger --clear`. Last on the project: it trains outside DVC."""
+    shadow-mode `serve` fed held-back traffic, `compare` on its logs with their labels, a canary
+    of 20% of 2,000 routing keys, rolled back mid-canary by `challenger --clear` (the running
+    service sends everything to the champion), then `promote --challenger`. Last on the
+    project: it trains outside DVC."""
     ensure_pipeline(project)
     cli = "my_ml_service"
     # Other hyperparameters: another model, judged on the champion's held-out rows (a seed of
@@ -987,18 +1051,8 @@ def test_a_challenger_goes_through_shadow_compare_and_the_gate(
         uv_run(project, cli, "evaluate")
     version = json.loads((project / "reports/train/run.json").read_text())["model_version"]
     assert f"v{version} is the challenger" in uv_run(project, cli, "challenger", version)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(project / ".venv/bin" / cli), "serve", "--port", str(port)],
-        cwd=project,
-        env={**os.environ, "MY_ML_SERVICE_SERVE__ROLLOUT": "shadow"},
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_ready(f"{url}/ready", server)
-        with urllib.request.urlopen(f"{url}/model", timeout=10) as response:
-            rollout = json.loads(response.read())["rollout"]
+    with serving_rollout(project, "shadow") as url:
+        rollout = rollout_of(url)
         assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", version), rollout
         sent = uv_run(project, cli, "simulate", "clean", "--seed", "3", "--url", url, "--force")
         labels = re.search(r"-> (\S+\.labels\.csv)", sent)
@@ -1008,9 +1062,6 @@ def test_a_challenger_goes_through_shadow_compare_and_the_gate(
         while shadow_counted(url, version) < rows and time.monotonic() < deadline:
             time.sleep(0.1)
         assert shadow_counted(url, version) == rows
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
     compared = run_unchecked(
         [uv_executable(), "run", "--locked", cli, "compare", "--labels", labels.group(1)], project
     )
@@ -1018,12 +1069,29 @@ def test_a_challenger_goes_through_shadow_compare_and_the_gate(
     report = json.loads((project / "reports/compare/compare.json").read_text())
     assert report["paired_rows"] == report["labelled_rows"] == report["quality"]["rows"] == rows
     assert (project / "reports/compare/compare.html").is_file()
+    record = json.dumps(first_production_record(project))
+    keys = [f"user-{index}" for index in range(2000)]
+    with serving_rollout(project, "canary") as url:
+        sides = roles_by_key(url, record.encode(), keys)
+        share = list(sides.values()).count("challenger") / len(keys)
+        assert 0.15 <= share <= 0.25, share
+        again = roles_by_key(url, record.encode(), keys[:300])
+        assert again == {key: sides[key] for key in keys[:300]}  # sticky per key
+        # The canary's rollback, with the service running: no restart.
+        assert "no challenger now" in uv_run(project, cli, "challenger", "--clear")
+        deadline = time.monotonic() + 30
+        while rollout_of(url)["mode"] != "off":
+            assert time.monotonic() < deadline, rollout_of(url)
+            time.sleep(0.2)
+        after = roles_by_key(url, record.encode(), keys[:500])
+        assert set(after.values()) == {"champion"}, after
+    uv_run(project, cli, "challenger", version)
     decided = run_unchecked(
         [uv_executable(), "run", "--locked", cli, "promote", "--challenger"], project
     )
     assert decided.returncode == 0, decided.stdout + decided.stderr
     promoted = f"v{version} is the new champion" in decided.stdout
-    if not promoted:  # the canary's rollback: no challenger, all traffic to the champion
+    if not promoted:  # kept: the challenger goes, all traffic stays with the champion
         assert "no challenger now" in uv_run(project, cli, "challenger", "--clear")
     listing = uv_run(project, cli, "models")
     # The aliases column ("-" when none): the champion moved or not, and no challenger left.

@@ -3,10 +3,23 @@
 #   k8s/deploy.sh staging|production IMAGE           (kubectl's current context, or
 #                                                      KUBECONFIG_DATA: a kubeconfig's text)
 #   RENDER_ONLY=1 k8s/deploy.sh staging IMAGE        (print the manifests, touch nothing)
+#   ROLLOUT=canary CHALLENGER_SHARE=0.2 k8s/deploy.sh production IMAGE
+#                      (serve the image's challenger bundle beside the champion: off, shadow,
+#                       canary or ab; unset keeps the overlay's setting, "off" in the base)
 set -euo pipefail
-usage="usage: k8s/deploy.sh staging|production IMAGE"
+usage="usage: [ROLLOUT=off|shadow|canary|ab] [CHALLENGER_SHARE=0..1] k8s/deploy.sh staging|production IMAGE"
 overlay=${1:?$usage}
 image=${2:?$usage}
+rollout=${ROLLOUT:-}
+share=${CHALLENGER_SHARE:-}
+case "$rollout" in
+    "" | off | shadow | canary | ab) ;;
+    *) echo "error: ROLLOUT '$rollout' is not a rollout mode; fix: off, shadow, canary or ab" >&2; exit 2 ;;
+esac
+if [ -n "$share" ] && ! awk -v s="$share" 'BEGIN { exit !(s ~ /^([0-9]*[.])?[0-9]+$/ && s + 0 <= 1) }'; then
+    echo "error: CHALLENGER_SHARE '$share' is not a share; fix: a number from 0 to 1, e.g. 0.1" >&2
+    exit 2
+fi
 service={{ cookiecutter.project_slug }}
 namespace="$service-$overlay"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,9 +37,29 @@ resources:
   - ../overlays/$overlay
 images:
   - name: $service
-    newName: ${image%:*}
-    newTag: ${image##*:}
+    newName: "${image%:*}"
+    newTag: "${image##*:}"
 KUSTOMIZATION
+# The rollout settings, merged into the container's env by name (the rest of it is kept).
+settings=""
+[ -z "$rollout" ] || settings+=$'\n'"                  - {name: {{ cookiecutter.package_name | upper }}_SERVE__ROLLOUT, value: \"$rollout\"}"
+[ -z "$share" ] || settings+=$'\n'"                  - {name: {{ cookiecutter.package_name | upper }}_SERVE__CHALLENGER_SHARE, value: \"$share\"}"
+if [ -n "$settings" ]; then
+    cat >> "$work/kustomization.yaml" <<PATCH
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: $service
+      spec:
+        template:
+          spec:
+            containers:
+              - name: api
+                env:$settings
+PATCH
+fi
 if [ "${RENDER_ONLY:-}" = 1 ]; then
     kubectl kustomize "$work"
     exit 0

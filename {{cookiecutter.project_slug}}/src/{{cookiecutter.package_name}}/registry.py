@@ -617,7 +617,10 @@ def set_challenger(settings: Settings, version: int | None) -> str:
     name, alias = registry.model_name, registry.challenger_alias
     if version is None:
         _remove_challenger(client, settings)
-        return f"no {alias} now: {registry.challenger_dir} removed; restart the service"
+        return (
+            f"no {alias} now: {registry.challenger_dir} removed; a running rollout sends all "
+            f"traffic to the champion within {settings.serve.rollout_check_seconds:g} s"
+        )
     try:
         candidate = client.get_model_version(name, str(version))
     except MlflowException:

@@ -260,6 +260,9 @@ class ServeSettings(Section):
     # challenger_share of routing keys (X-Routing-Key, sticky; else each request is drawn).
     rollout: RolloutSetting = "off"
     challenger_share: float = Field(default=0.1, ge=0, le=1)
+    # How often a running rollout checks its challenger bundle is still exported: once it is
+    # gone (`challenger --clear`, the canary's rollback), all traffic goes to the champion.
+    rollout_check_seconds: float = Field(default=2, gt=0)
     # What a connection may send and how slowly (see api/server.py); k8s/ is sized from these.
     max_header_bytes: int = Field(default=16384, ge=1024)
     max_headers: int = Field(default=100, ge=10)

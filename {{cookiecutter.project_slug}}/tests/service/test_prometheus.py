@@ -33,6 +33,9 @@ from .conftest import (
 )
 
 RULES = PROJECT_ROOT / "prometheus"
+DASHBOARD = PROJECT_ROOT / "grafana" / "dashboards" / "prediction-service.json"
+# Panels about series this test's service has no reason to expose yet (no shadow, one gauge).
+QUIET_PANELS = ("Shadow", "Drift: share", "monitoring run", "dropped")
 
 
 def _tool(name: str) -> str:
@@ -50,6 +53,7 @@ def test_the_rules_pass_promtool_checks_and_unit_tests() -> None:
     for command in (
         ["check", "rules", "rules.yml"],
         ["check", "config", "prometheus.yml"],
+        ["check", "config", "compose.yml"],  # the compose stack's (observability profile)
         ["test", "rules", "rules.test.yml"],
     ):
         done = subprocess.run(
@@ -139,6 +143,19 @@ def test_a_real_prometheus_scrapes_the_service_and_evaluates_the_rules(
             lambda: bool(_api(url, "query", query=recorded)["result"]),
             "the recorded /predict request rate",
         )
+        _eventually(
+            lambda: bool(
+                _api(url, "query", query="service:predict_latency_seconds:p99_5m")["result"]
+            ),
+            "the recorded /predict p99 latency",
+        )
+        # Grafana's dashboard: every panel's query is valid PromQL (a bad one is an HTTP 400
+        # here), and the panels about traffic show this service's series.
+        panels = json.loads(DASHBOARD.read_text())["panels"]
+        for panel in panels:
+            results = [_api(url, "query", query=t["expr"])["result"] for t in panel["targets"]]
+            if not any(word in panel["title"] for word in QUIET_PANELS):
+                assert all(results), (panel["title"], results)
         groups = _api(url, "rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         assert len(rules) >= 10

@@ -4,6 +4,7 @@ and `compare` on the shadow's logs."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -139,6 +140,42 @@ def test_a_canary_answers_its_share_of_keys_and_each_key_keeps_its_side(
     )
     assert set(roles) == {("1", "champion"), ("2", "challenger")}
     assert sum(roles.values()) == 2300
+
+
+def test_clearing_the_challenger_mid_canary_returns_all_traffic_to_the_champion(
+    service_settings: ServiceSettings,
+    challenger_bundle: Path,
+    records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """`challenger --clear` is the canary's rollback: the running service notices, no restart."""
+    exported = tmp_path / "challenger"
+    shutil.copytree(challenger_bundle, exported)
+    settings = with_challenger(
+        service_settings, exported, rollout="canary", challenger_share=0.5,
+        rollout_check_seconds=0.05,
+    )  # fmt: skip
+    keys = [f"user-{index}" for index in range(200)]
+
+    def roles(client: TestClient) -> Counter[str]:
+        return Counter(
+            client.post("/predict", json=records[0], headers={"X-Routing-Key": key}).json()[
+                "model_role"
+            ]
+            for key in keys
+        )
+
+    with TestClient(create_app(settings)) as client:
+        assert roles(client)["challenger"] > 50
+        shutil.rmtree(exported)
+        deadline = time.monotonic() + 10
+        while client.get("/model").json()["rollout"]["mode"] != "off":
+            assert time.monotonic() < deadline, "the rollout never noticed the cleared challenger"
+            time.sleep(0.05)
+        assert roles(client) == Counter({"champion": len(keys)})
+        info = client.get("/model").json()["rollout"]
+        assert "no longer exported" in info["problem"]
+        assert client.get("/ready").status_code == 200
 
 
 def test_an_ab_split_logs_each_records_arm(

@@ -1,9 +1,12 @@
 """Progressive delivery: a challenger bundle served beside the champion (serve.rollout).
 
 - shadow: the champion answers every request; the challenger scores the same rows after the
-  response is on its way (a task on the event loop, never awaited by the request), and its
-  predictions go to a log of their own (`<prediction_log_dir>/shadow/`), so monitoring and
-  labels see only what clients were answered, while `compare` joins the two by prediction id.
+  response is on its way, and its predictions go to a log of their own
+  (`<prediction_log_dir>/shadow/`), so monitoring and labels see only what clients were
+  answered, while `compare` joins the two by prediction id. Shadow rows queue up and are scored
+  together every `SHADOW_INTERVAL_SECONDS` (one model call and one log write for many
+  requests: a call costs about the same for one row as for twenty); a backlog over
+  `serve.prediction_log_queue` requests is dropped and counted, never slowing the champion.
 - canary: the challenger answers `serve.challenger_share` of routing keys; the rest get the
   champion. A key is the client's X-Routing-Key (a user or session id: sticky), else the
   request id (so each request is drawn anew).
@@ -12,27 +15,37 @@
 
 A key's draw is a hash of the key and the challenger's version, so a key keeps its side for
 as long as the same challenger serves, and a new challenger draws afresh.
+
+A running rollout ends by itself once its bundle leaves `registry.challenger_dir`
+(`challenger --clear`, the canary's rollback): the champion then answers everything, no
+restart needed. A new challenger is served after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from pathlib import Path
+from typing import Any
 
 from ..bundle import Champion, ModelNotReadyError, load_champion
 from ..monitoring.records import SHADOW_LOG_FOLDER
 from ..settings import RolloutChoice, Settings
+from ..task import Prediction
+from .answered import log_entries, record_telemetry
 from .batching import MicroBatcher
 from .prediction_log import PredictionLog, Retention
+from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
-Role: TypeAlias = Literal["champion", "challenger", "shadow"]
 ROUTING_KEY_HEADER = "x-routing-key"
+# How often the shadow challenger scores the rows queued meanwhile (bench-rollout: the cost).
+SHADOW_INTERVAL_SECONDS = 0.02
 
 
 def draw(key: str, salt: str) -> float:
@@ -55,43 +68,134 @@ def _mismatch(champion: Champion, challenger: Champion) -> str | None:
 
 
 @dataclass
+class _ShadowWork:
+    ids: tuple[str, str]  # (prediction id, request id) of the champion's answer
+    rows: list[tuple[Any, ...]]
+    answered: list[Prediction]
+
+
+@dataclass
+class ShadowScorer:
+    """The challenger's shadow work: queued by requests, scored in batches off their path."""
+
+    challenger: Champion
+    log: PredictionLog
+    telemetry: Telemetry
+    max_rows: int  # rows per model call (serve.max_batch_rows)
+    max_backlog: int  # requests queued before new ones are dropped (serve.prediction_log_queue)
+    _pending: list[_ShadowWork] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def submit(
+        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Any]
+    ) -> None:
+        """Queue one answered request for the challenger; a full backlog drops it, counted."""
+        if len(self._pending) >= self.max_backlog:
+            self.telemetry.drop_log_records("shadow_backlog_full", len(rows))
+            return
+        self._pending.append(_ShadowWork(ids, rows, answered))
+
+    def start(self) -> None:
+        """Start the shadow log and the scoring loop (from the running event loop)."""
+        self.log.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow-scorer")
+
+    async def stop(self) -> None:
+        """Score what is still queued, then flush the shadow log."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._pending:
+            self._score_next()
+        self.log.stop()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SHADOW_INTERVAL_SECONDS)
+            while self._pending:
+                self._score_next()
+                await asyncio.sleep(0)  # requests that arrived meanwhile go first
+
+    def _score_next(self) -> None:
+        """Score the oldest queued requests, up to `max_rows` rows, in one model call."""
+        size, taken = 0, 0
+        for work in self._pending:
+            if taken and size + len(work.rows) > self.max_rows:
+                break
+            size, taken = size + len(work.rows), taken + 1
+        batch, self._pending = self._pending[:taken], self._pending[taken:]
+        try:
+            predictions = self.challenger.predict([row for work in batch for row in work.rows])
+        except Exception:  # the challenger's failure must not reach the champion's clients
+            logger.exception("shadow scoring by v%s failed", self.challenger.version)
+            self.telemetry.shadow_failures.inc()
+            return
+        record_telemetry(self.telemetry, self.challenger, "shadow", predictions)
+        entries: list[dict[str, Any]] = []
+        start = 0
+        for work in batch:
+            theirs = predictions[start : start + len(work.rows)]
+            start += len(work.rows)
+            self._compare(work.answered, theirs)
+            answers = [self.challenger.task.answer(item) for item in theirs]
+            entries += log_entries(self.challenger, "shadow", work.ids, work.rows, answers)
+        self.log.append(entries)
+
+    def _compare(self, answered: list[Prediction], theirs: list[Prediction]) -> None:
+        telemetry = self.telemetry
+        for ours, mine in zip(answered, theirs, strict=True):
+            if ours.probabilities is None:
+                telemetry.shadow_differences.observe(abs(float(mine.value) - float(ours.value)))
+            elif str(ours.value) != str(mine.value):
+                telemetry.shadow_disagreements.labels(self.challenger.version).inc()
+
+
+@dataclass
 class Rollout:
-    """The challenger, how much traffic it gets, and its shadow work in flight."""
+    """The challenger, how much traffic it answers, or its shadow scorer."""
 
     mode: RolloutChoice
     share: float
     challenger: Champion
-    batcher: MicroBatcher
-    shadow_log: PredictionLog | None
-    _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    batcher: MicroBatcher  # canary and ab: the challenger's answers
+    shadow_scorer: ShadowScorer | None  # shadow mode
+
+    def still_exported(self, folder: Path) -> bool:
+        """Whether `folder` still holds this challenger (`challenger --clear` removes it)."""
+        try:
+            metadata = json.loads((folder / "metadata.json").read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(metadata, dict) and metadata.get("version") == self.challenger.version
 
     def answers(self, key: str) -> bool:
         """Whether the challenger answers a request with routing `key`."""
         return self.mode != "shadow" and draw(key, self.challenger.version) < self.share
 
-    def in_background(self, work: Any) -> None:
-        """Run `work` (a coroutine) off the response path; keep it referenced until done."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+    def shadow(
+        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Any]
+    ) -> None:
+        """Queue an answered request for the shadow challenger (shadow mode only)."""
+        if self.shadow_scorer is not None:
+            self.shadow_scorer.submit(ids, rows, answered)
 
     def start(self) -> None:
-        """Start the challenger's batcher and the shadow log (from the running event loop)."""
-        self.batcher.start()
-        if self.shadow_log is not None:
-            self.shadow_log.start()
+        """Start the challenger's batcher or shadow scorer (from the running event loop)."""
+        if self.shadow_scorer is not None:
+            self.shadow_scorer.start()
+        else:
+            self.batcher.start()
 
     async def stop(self) -> None:
-        """Finish the shadow work in flight, then stop the batcher and flush the shadow log."""
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        """Finish the shadow work queued, stop the batcher, flush the shadow log."""
+        if self.shadow_scorer is not None:
+            await self.shadow_scorer.stop()
         await self.batcher.stop()
-        if self.shadow_log is not None:
-            self.shadow_log.stop()
 
 
 def load_rollout(
-    settings: Settings, champion: Champion | None, on_drop: Callable[[str, int], None]
+    settings: Settings, champion: Champion | None, telemetry: Telemetry
 ) -> tuple[Rollout | None, str]:
     """The configured rollout, or None and why there is none (the champion then answers all)."""
     serve = settings.serve
@@ -107,14 +211,16 @@ def load_rollout(
     problem = _mismatch(champion, challenger)
     if problem is not None:
         return None, problem
-    shadow_log = None
+    scorer = None
     if serve.rollout == "shadow":
-        shadow_log = PredictionLog(
+        log = PredictionLog(
             serve.prediction_log_dir / SHADOW_LOG_FOLDER,
             serve.prediction_log_queue,
             Retention.of(serve),
-            on_drop=lambda reason, count: on_drop(f"shadow_{reason}", count),
+            on_drop=lambda reason, count: telemetry.drop_log_records(f"shadow_{reason}", count),
+        )
+        scorer = ShadowScorer(
+            challenger, log, telemetry, serve.max_batch_rows, serve.prediction_log_queue
         )
     batcher = MicroBatcher(challenger, serve.max_batch_rows)
-    rollout = Rollout(serve.rollout, serve.challenger_share, challenger, batcher, shadow_log)
-    return rollout, ""
+    return Rollout(serve.rollout, serve.challenger_share, challenger, batcher, scorer), ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ class ServiceState:
     # serve.rollout: the challenger beside the champion, or why there is none.
     rollout: Rollout | None = field(default=None)
     rollout_problem: str = "serve.rollout is off"
+    _rollout_watch: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
     def load(cls, settings: Settings) -> ServiceState:
@@ -70,9 +72,7 @@ class ServiceState:
             on_drop=telemetry.drop_log_records,
         )
         state = cls(settings, telemetry, champion, reason, schemas, prediction_log)
-        state.rollout, state.rollout_problem = load_rollout(
-            settings, champion, telemetry.drop_log_records
-        )
+        state.rollout, state.rollout_problem = load_rollout(settings, champion, telemetry)
         if state.rollout_problem and settings.serve.rollout != "off":
             logger.error(
                 "serve.rollout %s is off: %s", settings.serve.rollout, state.rollout_problem
@@ -104,12 +104,33 @@ class ServiceState:
             self.batcher.start()
         if self.rollout is not None:
             self.rollout.start()
+            self._rollout_watch = asyncio.get_running_loop().create_task(self._watch_rollout())
+
+    async def _watch_rollout(self) -> None:
+        """End the rollout once its challenger bundle is gone (the canary's rollback)."""
+        folder = self.settings.registry.challenger_dir
+        while self.rollout is not None:
+            await asyncio.sleep(self.settings.serve.rollout_check_seconds)
+            if self.rollout.still_exported(folder):
+                continue
+            # Requests from now on see no rollout; the retired one finishes its shadow work.
+            retired, self.rollout = self.rollout, None
+            self.rollout_problem = (
+                f"challenger v{retired.challenger.version} is no longer exported in {folder} "
+                "(challenger --clear): the champion answers everything; restart to serve "
+                "another challenger"
+            )
+            logger.warning("serve.rollout ended: %s", self.rollout_problem)
+            await retired.stop()
 
     async def stop(self) -> None:
         """Finish the shadow scoring, stop the batchers, flush the logs.
 
         Called once uvicorn has drained the requests in flight.
         """
+        if self._rollout_watch is not None:
+            self._rollout_watch.cancel()
+            await asyncio.gather(self._rollout_watch, return_exceptions=True)
         if self.rollout is not None:
             await self.rollout.stop()
         if self.batcher is not None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,13 +16,13 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from ...bundle import Champion
-from ...monitoring.records import PREDICTION_ID, REQUEST_ID, prediction_record
+from ...monitoring.records import PREDICTION_ID, REQUEST_ID
 from ...settings import API_KEY_HEADER
-from ...task import Prediction
+from ..answered import Role, log_entries, record_telemetry
 from ..batching import MicroBatcher
 from ..deps import API_KEY_SECURITY, UNAUTHORIZED, require_champion, verify_api_key
 from ..problems import MAX_ERRORS, BoundedValidationError
-from ..rollout import ROUTING_KEY_HEADER, Role, Rollout
+from ..rollout import ROUTING_KEY_HEADER
 from ..schemas import PredictResponse, RequestSchemas
 from ..state import ServiceState
 
@@ -114,72 +112,6 @@ def check_media_type(request: Request) -> None:
         )
 
 
-def _record_telemetry(
-    state: ServiceState, model: Champion, role: Role, predictions: list[Prediction]
-) -> None:
-    state.telemetry.model_predictions.labels(model.version, role).inc(len(predictions))
-    if role == "shadow":
-        return  # a shadow answer reached no client: the served distributions stay the champion's
-    for item in predictions:
-        if item.probabilities is None:
-            state.telemetry.predicted_values.observe(float(item.value))
-    classes = Counter(str(item.value) for item in predictions if item.probabilities is not None)
-    for label, count in classes.items():
-        state.telemetry.predicted_classes.labels(label).inc(count)
-
-
-def _log_entries(
-    model: Champion,
-    role: Role,
-    ids: tuple[str, str],
-    rows: list[tuple[Any, ...]],
-    answers: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    names = model.contract.feature_names
-    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    prediction_id, request_id = ids
-    return [
-        prediction_record(
-            timestamp,
-            prediction_id,
-            request_id,
-            index,
-            model.version,
-            dict(zip(names, row, strict=True)),
-            answer,
-            role,
-        )
-        for index, (row, answer) in enumerate(zip(rows, answers, strict=True))
-    ]
-
-
-async def _shadow(
-    state: ServiceState,
-    rollout: Rollout,
-    ids: tuple[str, str],
-    rows: list[tuple[Any, ...]],
-    answered: list[Prediction],
-) -> None:
-    """Score `rows` with the challenger after the response; log and compare, never raise."""
-    challenger = rollout.challenger
-    try:
-        predictions = await rollout.batcher.predict(rows)
-    except Exception:  # the challenger's failure must not reach the champion's clients
-        logger.exception("shadow scoring by v%s failed", challenger.version)
-        state.telemetry.shadow_failures.inc()
-        return
-    _record_telemetry(state, challenger, "shadow", predictions)
-    telemetry = state.telemetry
-    for ours, theirs in zip(answered, predictions, strict=True):
-        if ours.probabilities is None:
-            telemetry.shadow_differences.observe(abs(float(theirs.value) - float(ours.value)))
-        elif str(ours.value) != str(theirs.value):
-            telemetry.shadow_disagreements.labels(challenger.version).inc()
-    answers = [challenger.task.answer(item) for item in predictions]
-    assert rollout.shadow_log is not None  # noqa: S101 - shadow mode has its log  # nosec B101
-    rollout.shadow_log.append(_log_entries(challenger, "shadow", ids, rows, answers))
-
-
 def _answering(
     state: ServiceState, champion: Champion, request: Request, request_id: str
 ) -> tuple[Champion, MicroBatcher, Role]:
@@ -244,11 +176,11 @@ def build_router(schemas: RequestSchemas | None, auth: bool) -> APIRouter:
         predictions = await batcher.predict(rows)
         answers = [model.task.answer(item) for item in predictions]
         ids = (uuid.uuid4().hex, request_id)  # the prediction id is ours, unique: labels join on it
-        _record_telemetry(state, model, role, predictions)
-        state.prediction_log.append(_log_entries(model, role, ids, rows, answers))
+        record_telemetry(state.telemetry, model, role, predictions)
+        state.prediction_log.append(log_entries(model, role, ids, rows, answers))
         rollout = state.rollout
-        if rollout is not None and rollout.shadow_log is not None:
-            rollout.in_background(_shadow(state, rollout, ids, rows, predictions))
+        if rollout is not None and rollout.mode == "shadow":
+            rollout.shadow(ids, rows, predictions)  # scored after the response, in batches
         request.scope["state"]["model_version"] = model.version
         body = {
             "model_version": model.version,
