@@ -1,12 +1,15 @@
 """Rollout benchmark: what serving a challenger beside the champion costs (serve.rollout).
 
 Run `make bench-rollout` (needs wrk). Bakes the default project, runs its pipeline, trains a
-second model (other hyperparameters) and makes it the challenger, then starts the service three
-times side by side on the same champion: rollout off, shadow (the challenger scores every
-request off the response path) and canary (20% of routing keys answered by the challenger).
-Each is loaded in turn with wrk (one thread, so the server keeps a core): single rows at
-concurrency 8, and 100-row batches at 8. Every cell is the median of the rounds, the three
-servers alternating so the machine's drift hits them alike; the ratio column is shadow / off.
+second model (other hyperparameters) and makes it the challenger, then starts the service four
+times side by side on the same champion: rollout off; shadow (the challenger also scores every
+request, off the response path); shadow with `serve.shadow_share` 0.25; and a canary (20% of
+routing keys answered by the challenger). Each is loaded in turn with wrk (one thread, so the
+server keeps a core): single rows and 100-row batches at concurrency 8 as fast as answered
+(saturation), and single rows at 8 connections that each wait 10 ms after an answer (a
+steady load of about half the service's capacity here). Every cell is the median of the
+rounds, the servers alternating so the machine's drift hits them alike; the ratio columns
+divide by rollout off. `--project` measures an already baked project that has a challenger.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 # Run as `python benchmarks/rollout.py`: the serving benchmark beside it holds the shared parts.
 from serving import UV, Server, prepare_project, run, sample_records, start, wrk
 
-MODES = ["off", "shadow", "canary"]
+# The same service and champion, four ways (the settings each is started with).
+PREFIX = "MY_ML_SERVICE_SERVE__"
+MODES: dict[str, dict[str, str]] = {
+    "off": {"ROLLOUT": "off"},
+    "shadow": {"ROLLOUT": "shadow"},
+    "shadow 25%": {"ROLLOUT": "shadow", "SHADOW_SHARE": "0.25"},
+    "canary 20%": {"ROLLOUT": "canary", "CHALLENGER_SHARE": "0.2"},
+}
 # (label, connections, rows per request, ms each connection waits after an answer): flat out,
 # and a steady load of about half the service's capacity here (8 connections, 10 ms apart).
 SCENARIOS = [
@@ -49,7 +60,7 @@ def make_challenger(project: Path) -> str:
 
 def start_mode(project: Path, mode: str) -> Server:
     command = [str(project / ".venv/bin/my_ml_service"), "serve", "--port", "{port}"]
-    env = {"MY_ML_SERVICE_SERVE__ROLLOUT": mode, "MY_ML_SERVICE_SERVE__CHALLENGER_SHARE": "0.2"}
+    env = {PREFIX + name: value for name, value in MODES[mode].items()}
     return start(mode, command, project, "/ready", env)
 
 
@@ -64,7 +75,7 @@ def shadow_scored(server: Server) -> float:
     )
 
 
-def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str, object]:
+def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str, Any]:
     records = sample_records(project)
     bodies = {1: json.dumps(records[0]), 100: json.dumps(records)}
     servers = [start_mode(project, mode) for mode in MODES]
@@ -78,7 +89,7 @@ def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str
                     url = server.url + "/predict"
                     result = wrk(url, bodies[rows], connections, seconds, lua_dir, pace)
                     samples.setdefault((server.name, scenario), []).append(result)
-        shadowed = shadow_scored(servers[MODES.index("shadow")])
+        shadowed = {s.name: shadow_scored(s) for s in servers if s.name.startswith("shadow")}
         rss = {server.name: server.rss_mb() for server in servers}
     finally:
         for server in servers:
@@ -89,31 +100,36 @@ def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str
         }
         for (mode, scenario), results in samples.items()
     }
-    return {"cells": cells, "rss_mb": rss, "shadow_predictions": shadowed}
+    return {"cells": cells, "rss_mb": rss, "shadow_scored": shadowed}
 
 
-def report(result: dict[str, object]) -> str:
-    cells: dict[str, dict[str, float]] = result["cells"]  # type: ignore[assignment]
-    rss: dict[str, float] = result["rss_mb"]  # type: ignore[assignment]
-    header = "| load | off: req/s, p50, p99 | shadow | canary 20% | shadow / off p99 |"
-    lines = [header + " shadow / off req/s |", "|---|---|---|---|---|---|"]
+def report(result: dict[str, Any]) -> str:
+    cells: dict[str, dict[str, float]] = result["cells"]
+    rss: dict[str, float] = result["rss_mb"]
+    modes = list(MODES)
+    lines = [
+        "| load | " + " | ".join(f"{mode}: req/s, p50, p99" for mode in modes)
+        + " | p99 vs off: shadow, shadow 25% | req/s vs off: shadow, shadow 25% |",
+        "|---" * (len(modes) + 3) + "|",
+    ]  # fmt: skip
     for scenario, connections, _, _ in SCENARIOS:
-        row = {mode: cells[f"{mode} | {scenario}"] for mode in MODES}
+        row = {mode: cells[f"{mode} | {scenario}"] for mode in modes}
         errors = sum(cell["errors"] for cell in row.values())
         shown = [f"{c['rps']:.0f}, {c['p50']:.2f} ms, {c['p99']:.2f} ms" for c in row.values()]
+        off = row["off"]
+        p99 = [row[mode]["p99"] / off["p99"] for mode in ("shadow", "shadow 25%")]
+        rps = [row[mode]["rps"] / off["rps"] for mode in ("shadow", "shadow 25%")]
         lines.append(
             f"| {scenario}, c={connections} | " + " | ".join(shown)
-            + f" | **{row['shadow']['p99'] / row['off']['p99']:.2f}**"
-            + f" | {row['shadow']['rps'] / row['off']['rps']:.2f}"
+            + f" | **{p99[0]:.2f}**, {p99[1]:.2f} | {rps[0]:.2f}, {rps[1]:.2f}"
             + (f" ({errors:.0f} errors)" if errors else "")
             + " |"
         )  # fmt: skip
     lines.append(
-        "| RSS after the load | " + " | ".join(f"{rss[mode]:.0f} MB" for mode in MODES) + " | | |"
+        "| RSS after the load | " + " | ".join(f"{rss[mode]:.0f} MB" for mode in modes) + " | | |"
     )
-    lines.append(
-        f"\nShadow predictions scored by the challenger: {result['shadow_predictions']:.0f}"
-    )
+    scored = ", ".join(f"{name} {count:.0f}" for name, count in result["shadow_scored"].items())
+    lines.append(f"\nRecords scored by the shadow challenger: {scored}")
     return "\n".join(lines)
 
 

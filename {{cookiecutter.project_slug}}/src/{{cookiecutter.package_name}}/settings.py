@@ -260,6 +260,8 @@ class ServeSettings(Section):
     # challenger_share of routing keys (X-Routing-Key, sticky; else each request is drawn).
     rollout: RolloutSetting = "off"
     challenger_share: float = Field(default=0.1, ge=0, le=1)
+    # shadow: the share of requests the challenger also scores (each costs a model call).
+    shadow_share: float = Field(default=1.0, ge=0, le=1)
     # How often a running rollout checks its challenger bundle is still exported: once it is
     # gone (`challenger --clear`, the canary's rollback), all traffic goes to the champion.
     rollout_check_seconds: float = Field(default=2, gt=0)

@@ -111,6 +111,28 @@ def test_shadow_scores_everything_and_answers_with_the_champion_only(
     assert len(read_log_window(log_dir, contract, 10**6).frame) == len(records)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_shadow_share_scores_that_share_of_requests(
+    service_settings: ServiceSettings,
+    challenger_bundle: Path,
+    records: list[dict[str, Any]],
+    share: float,
+) -> None:
+    """serve.shadow_share bounds what the shadow costs a busy service: a share of requests."""
+    settings = with_challenger(
+        service_settings, challenger_bundle, rollout="shadow", shadow_share=share
+    )
+    sent = 400
+    with TestClient(create_app(settings)) as client:
+        for index in range(sent):
+            assert client.post("/predict", json=records[index % len(records)]).status_code == 200
+    # Stopping the app scored everything still queued; the shadow log holds what was drawn.
+    shadowed = logged(settings.serve.prediction_log_dir / "shadow")
+    assert share * sent * 0.8 <= len(shadowed) <= share * sent * 1.2 + 1, len(shadowed)
+    served = {r["prediction_id"] for r in logged(settings.serve.prediction_log_dir)}
+    assert {r["prediction_id"] for r in shadowed} <= served
+
+
 def test_a_canary_answers_its_share_of_keys_and_each_key_keeps_its_side(
     service_settings: ServiceSettings, challenger_bundle: Path, records: list[dict[str, Any]]
 ) -> None:

@@ -3,10 +3,11 @@
 - shadow: the champion answers every request; the challenger scores the same rows after the
   response is on its way, and its predictions go to a log of their own
   (`<prediction_log_dir>/shadow/`), so monitoring and labels see only what clients were
-  answered, while `compare` joins the two by prediction id. Shadow rows queue up and are scored
-  together every `SHADOW_INTERVAL_SECONDS` (one model call and one log write for many
-  requests: a call costs about the same for one row as for twenty); a backlog over
-  `serve.prediction_log_queue` requests is dropped and counted, never slowing the champion.
+  answered, while `compare` joins the two by prediction id. `serve.shadow_share` of the
+  requests are scored (all by default). Their rows queue up and are scored together every
+  `SHADOW_INTERVAL_SECONDS` (one model call and one log write for many requests: a call
+  costs about the same for one row as for twenty); a backlog over `serve.prediction_log_queue`
+  requests is dropped and counted, so a slow challenger never piles up memory.
 - canary: the challenger answers `serve.challenger_share` of routing keys; the rest get the
   champion. A key is the client's X-Routing-Key (a user or session id: sticky), else the
   request id (so each request is drawn anew).
@@ -126,11 +127,13 @@ class ShadowScorer:
             size, taken = size + len(work.rows), taken + 1
         batch, self._pending = self._pending[:taken], self._pending[taken:]
         try:
-            predictions = self.challenger.predict([row for work in batch for row in work.rows])
+            self._score(batch)
         except Exception:  # the challenger's failure must not reach the champion's clients
             logger.exception("shadow scoring by v%s failed", self.challenger.version)
             self.telemetry.shadow_failures.inc()
-            return
+
+    def _score(self, batch: list[_ShadowWork]) -> None:
+        predictions = self.challenger.predict([row for work in batch for row in work.rows])
         record_telemetry(self.telemetry, self.challenger, "shadow", predictions)
         entries: list[dict[str, Any]] = []
         start = 0
@@ -160,6 +163,7 @@ class Rollout:
     challenger: Champion
     batcher: MicroBatcher  # canary and ab: the challenger's answers
     shadow_scorer: ShadowScorer | None  # shadow mode
+    shadow_share: float  # of requests, drawn by prediction id
 
     def still_exported(self, folder: Path) -> bool:
         """Whether `folder` still holds this challenger (`challenger --clear` removes it)."""
@@ -177,7 +181,9 @@ class Rollout:
         self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Any]
     ) -> None:
         """Queue an answered request for the shadow challenger (shadow mode only)."""
-        if self.shadow_scorer is not None:
+        if self.shadow_scorer is None:
+            return
+        if self.shadow_share >= 1 or draw(ids[0], "shadow") < self.shadow_share:
             self.shadow_scorer.submit(ids, rows, answered)
 
     def start(self) -> None:
@@ -223,4 +229,5 @@ def load_rollout(
             challenger, log, telemetry, serve.max_batch_rows, serve.prediction_log_queue
         )
     batcher = MicroBatcher(challenger, serve.max_batch_rows)
-    return Rollout(serve.rollout, serve.challenger_share, challenger, batcher, scorer), ""
+    share = serve.challenger_share
+    return Rollout(serve.rollout, share, challenger, batcher, scorer, serve.shadow_share), ""
