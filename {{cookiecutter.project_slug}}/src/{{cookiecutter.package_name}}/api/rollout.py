@@ -88,7 +88,7 @@ class ShadowScorer:
     _task: asyncio.Task[None] | None = None
 
     def submit(
-        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Any]
+        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Prediction]
     ) -> None:
         """Queue one answered request for the challenger; a full backlog drops it, counted."""
         if len(self._pending) >= self.max_backlog:
@@ -178,7 +178,7 @@ class Rollout:
         return self.mode != "shadow" and draw(key, self.challenger.version) < self.share
 
     def shadow(
-        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Any]
+        self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Prediction]
     ) -> None:
         """Queue an answered request for the shadow challenger (shadow mode only)."""
         if self.shadow_scorer is None:
