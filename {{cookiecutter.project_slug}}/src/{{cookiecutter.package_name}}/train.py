@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess  # asks git for the commit  # nosec B404
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -292,14 +293,18 @@ def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
         json.dumps({"uri": str(settings.data.train_path)}), "local"
     )
     for rows, context in ((fitted.train_rows, "training"), (fitted.test_rows, "evaluation")):
-        dataset = from_pandas(
-            rows,
-            source=source,
-            targets=contract.target.name,
-            name=f"{contract.name}-{context}",
-            digest=fitted.data_md5[:8],
-        )
-        mlflow.log_input(dataset, context=context)
+        with warnings.catch_warnings():
+            # MLflow hints that integer columns cannot hold gaps; the contract already says
+            # which columns are int and whether they may be null (the model sees floats).
+            warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer")
+            dataset = from_pandas(
+                rows,
+                source=source,
+                targets=contract.target.name,
+                name=f"{contract.name}-{context}",
+                digest=fitted.data_md5[:8],
+            )
+            mlflow.log_input(dataset, context=context)  # infers the schema here
 
 
 def run_name(settings: Settings, fitted: Fitted) -> str:
