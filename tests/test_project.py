@@ -1054,6 +1054,8 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     with serving_rollout(project, "shadow") as url:
         rollout = rollout_of(url)
         assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", version), rollout
+        answered = roles_by_key(url, json.dumps(first_production_record(project)).encode(), ["a"])
+        assert answered == {"a": "champion"}  # the shadow never answers
         sent = uv_run(project, cli, "simulate", "clean", "--seed", "3", "--url", url, "--force")
         labels = re.search(r"-> (\S+\.labels\.csv)", sent)
         assert labels, sent
