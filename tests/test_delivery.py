@@ -254,11 +254,30 @@ def test_a_canary_deploy_sets_the_rollout_and_keeps_the_rest(project: Path, tmp_
         ("ROLLOUT", "blue-green", "off, shadow, canary or ab"),
         ("CHALLENGER_SHARE", "20%", "a number from 0 to 1"),
         ("CHALLENGER_SHARE", "1.5", "a number from 0 to 1"),
+        ("SHADOW_SHARE", "-0.5", "a number from 0 to 1"),
     ]:
         refused = run_tool("env", f"{name}={value}", deploy, "production", image, RENDER_ONLY="1")
         assert refused.returncode == 2, refused.stdout
         assert f"{name} '{value}'" in refused.stderr
         assert fix in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "localhost:5000/my-ml-service:3",  # a registry's port is not the tag
+        "localhost:5000/my-ml-service",  # no tag: latest
+        "ghcr.io/acme/my-ml-service@sha256:" + "0123456789abcdef" * 4,  # by digest
+    ],
+)
+def test_deploy_takes_any_image_reference(project: Path, image: str) -> None:
+    rendered = run_tool(project / "k8s" / "deploy.sh", "staging", image, RENDER_ONLY="1")
+    assert rendered.returncode == 0, rendered.stderr
+    deployment = next(d for d in yaml.safe_load_all(rendered.stdout) if d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == (
+        image if image[-1].isdigit() or "@" in image else image + ":latest"
+    )
 
 
 def test_manifests_agree_with_the_image_and_the_service(project: Path) -> None:

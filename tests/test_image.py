@@ -356,6 +356,7 @@ def test_compose_stack_is_consistent_with_the_dockerfile(image: tuple[str, Path]
         prefix + "API_KEY",
         prefix + "ROLLOUT",
         prefix + "CHALLENGER_SHARE",
+        prefix + "SHADOW_SHARE",
     }
     settings = yaml.safe_load((project / "params.yaml").read_text())["serve"]
     for name in compose["services"]["api"]["environment"]:

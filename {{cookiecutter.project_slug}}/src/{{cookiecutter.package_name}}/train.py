@@ -277,6 +277,7 @@ def _log_run(settings: Settings, contract: Contract, fitted: Fitted) -> None:
             "test_fraction": settings.train.test_fraction,
             "cv_folds": settings.train.cv_folds,
             "seed": settings.train.seed,
+            "split_seed": settings.data.seed,  # salts the held-out split (rows.py)
             "train_rows": len(fitted.train_rows),
             "test_rows": len(fitted.test_rows),
             **_search_params(fitted.search),

@@ -71,6 +71,27 @@ def test_concurrent_requests_share_model_calls_and_keep_their_rows(
     assert sum(champion.calls) == len(rows)
 
 
+def test_stopping_a_batcher_answers_the_requests_still_waiting(
+    fitted_pipeline: Any, contract: Contract, settings: Settings, sample: pd.DataFrame
+) -> None:
+    """A canary ended mid-flight stops the challenger's batcher with requests queued in it:
+    each gets its answer, none is left waiting for ever."""
+    champion = Champion(fitted_pipeline, contract, {"version": "1"}, settings.task)
+    rows = list(sample[contract.feature_names].head(20).itertuples(index=False, name=None))
+    direct = champion.predict(rows)
+
+    async def stop_with_requests_waiting() -> list[list[Prediction]]:
+        batcher = MicroBatcher(champion, max_rows=8)
+        batcher.start()
+        waiting = [asyncio.ensure_future(batcher.predict([row])) for row in rows]
+        await asyncio.sleep(0)  # the requests queue up; the batcher takes its first one
+        await batcher.stop()
+        return await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
+
+    answers = asyncio.run(stop_with_requests_waiting())
+    assert [answer for [answer] in answers] == direct
+
+
 RETENTION = Retention(file_bytes=2**20, keep_bytes=2**30, keep_days=30)
 
 

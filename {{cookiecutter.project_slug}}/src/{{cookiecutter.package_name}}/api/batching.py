@@ -40,10 +40,17 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
-        """Stop taking batches (uvicorn has already finished the requests in flight)."""
+        """Stop taking batches, then answer the requests still queued.
+
+        At shutdown uvicorn has finished the requests in flight; a canary ended mid-flight
+        (api/state.py) may still have requests waiting here, and nobody else would answer them.
+        """
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        while self._carried is not None or not self._queue.empty():
+            first, self._carried = self._carried or self._queue.get_nowait(), None
+            self._serve(self._take_batch(first))
 
     async def predict(self, rows: list[tuple[Any, ...]]) -> list[Prediction]:
         """The predictions for `rows`, possibly computed together with other requests' rows."""
@@ -64,20 +71,25 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         while True:
-            first, self._carried = self._carried or await self._queue.get(), None
+            # Kept in `_carried` until served: a stop() in between answers it, not loses it.
+            self._carried = self._carried or await self._queue.get()
             await asyncio.sleep(0)  # let requests parsed in this loop turn join the batch
-            batch = self._take_batch(first)
-            rows = [row for pending in batch for row in pending.rows]
-            try:
-                predictions = self.champion.predict(rows)
-            except Exception as error:  # delivered to every waiting request
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(error)
-                continue
-            start = 0
+            first, self._carried = self._carried, None
+            self._serve(self._take_batch(first))
+
+    def _serve(self, batch: list[_Pending]) -> None:
+        """One model call for the batch; each request gets its rows' answers (or the error)."""
+        rows = [row for pending in batch for row in pending.rows]
+        try:
+            predictions = self.champion.predict(rows)
+        except Exception as error:  # delivered to every waiting request
             for pending in batch:
-                end = start + len(pending.rows)
-                if not pending.done.done():  # a client may have gone away meanwhile
-                    pending.done.set_result(predictions[start:end])
-                start = end
+                if not pending.done.done():
+                    pending.done.set_exception(error)
+            return
+        start = 0
+        for pending in batch:
+            end = start + len(pending.rows)
+            if not pending.done.done():  # a client may have gone away meanwhile
+                pending.done.set_result(predictions[start:end])
+            start = end

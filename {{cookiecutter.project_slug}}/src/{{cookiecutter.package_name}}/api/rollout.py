@@ -6,8 +6,9 @@
   answered, while `compare` joins the two by prediction id. `serve.shadow_share` of the
   requests are scored (all by default). Their rows queue up and are scored together every
   `SHADOW_INTERVAL_SECONDS` (one model call and one log write for many requests: a call
-  costs about the same for one row as for twenty); a backlog over `serve.prediction_log_queue`
-  requests is dropped and counted, so a slow challenger never piles up memory.
+  costs about the same for one row as for twenty); rows beyond a backlog of
+  `SHADOW_BACKLOG_BATCHES` model calls are dropped and counted, so a slow challenger holds
+  bounded memory.
 - canary: the challenger answers `serve.challenger_share` of routing keys; the rest get the
   champion. A key is the client's X-Routing-Key (a user or session id: sticky), else the
   request id (so each request is drawn anew).
@@ -25,7 +26,6 @@ restart needed. A new challenger is served after a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 ROUTING_KEY_HEADER = "x-routing-key"
 # How often the shadow challenger scores the rows queued meanwhile (bench-rollout: the cost).
 SHADOW_INTERVAL_SECONDS = 0.02
+# Rows the shadow may hold back, in model calls of serve.max_batch_rows; more are dropped.
+SHADOW_BACKLOG_BATCHES = 10
 
 
 def draw(key: str, salt: str) -> float:
@@ -83,18 +85,19 @@ class ShadowScorer:
     log: PredictionLog
     telemetry: Telemetry
     max_rows: int  # rows per model call (serve.max_batch_rows)
-    max_backlog: int  # requests queued before new ones are dropped (serve.prediction_log_queue)
     _pending: list[_ShadowWork] = field(default_factory=list)
+    _pending_rows: int = 0
     _task: asyncio.Task[None] | None = None
 
     def submit(
         self, ids: tuple[str, str], rows: list[tuple[Any, ...]], answered: list[Prediction]
     ) -> None:
         """Queue one answered request for the challenger; a full backlog drops it, counted."""
-        if len(self._pending) >= self.max_backlog:
+        if self._pending_rows + len(rows) > SHADOW_BACKLOG_BATCHES * self.max_rows:
             self.telemetry.drop_log_records("shadow_backlog_full", len(rows))
             return
         self._pending.append(_ShadowWork(ids, rows, answered))
+        self._pending_rows += len(rows)
 
     def start(self) -> None:
         """Start the shadow log and the scoring loop (from the running event loop)."""
@@ -102,14 +105,18 @@ class ShadowScorer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow-scorer")
 
     async def stop(self) -> None:
-        """Score what is still queued, then flush the shadow log."""
+        """Score what is still queued (the backlog is bounded), then flush the shadow log.
+
+        It yields between model calls and flushes from a thread: a rollout ended while the
+        service runs (api/state.py) must not stall the champion's requests.
+        """
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
         while self._pending:
             self._score_next()
-        self.log.stop()
+            await asyncio.sleep(0)
+        await asyncio.to_thread(self.log.stop)
 
     async def _run(self) -> None:
         while True:
@@ -126,6 +133,7 @@ class ShadowScorer:
                 break
             size, taken = size + len(work.rows), taken + 1
         batch, self._pending = self._pending[:taken], self._pending[taken:]
+        self._pending_rows -= size
         try:
             self._score(batch)
         except Exception:  # the challenger's failure must not reach the champion's clients
@@ -166,12 +174,20 @@ class Rollout:
     shadow_share: float  # of requests, drawn by prediction id
 
     def still_exported(self, folder: Path) -> bool:
-        """Whether `folder` still holds this challenger (`challenger --clear` removes it)."""
+        """Whether `folder` still holds this challenger (`challenger --clear` removes it).
+
+        Only a missing bundle or another version says no: a file unreadable for a moment (a
+        re-export under way) is checked again next time.
+        """
         try:
             metadata = json.loads((folder / "metadata.json").read_bytes())
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return False
-        return isinstance(metadata, dict) and metadata.get("version") == self.challenger.version
+        except (OSError, ValueError):
+            return True
+        if not isinstance(metadata, dict):
+            return True
+        return str(metadata.get("version")) == self.challenger.version
 
     def answers(self, key: str) -> bool:
         """Whether the challenger answers a request with routing `key`."""
@@ -225,9 +241,7 @@ def load_rollout(
             Retention.of(serve),
             on_drop=lambda reason, count: telemetry.drop_log_records(f"shadow_{reason}", count),
         )
-        scorer = ShadowScorer(
-            challenger, log, telemetry, serve.max_batch_rows, serve.prediction_log_queue
-        )
+        scorer = ShadowScorer(challenger, log, telemetry, serve.max_batch_rows)
     batcher = MicroBatcher(challenger, serve.max_batch_rows)
     share = serve.challenger_share
     return Rollout(serve.rollout, share, challenger, batcher, scorer, serve.shadow_share), ""

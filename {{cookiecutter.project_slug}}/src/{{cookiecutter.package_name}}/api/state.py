@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # shap and the explainer load only when serve.explain is on
     from ..explain import Explainer
 
 logger = logging.getLogger(__name__)
+# A challenger bundle missing from this many checks in a row ends the rollout.
+ROLLOUT_MISSES_TO_END = 2
 
 
 @dataclass
@@ -107,21 +109,30 @@ class ServiceState:
             self._rollout_watch = asyncio.get_running_loop().create_task(self._watch_rollout())
 
     async def _watch_rollout(self) -> None:
-        """End the rollout once its challenger bundle is gone (the canary's rollback)."""
+        """End the rollout once its challenger bundle is gone (the canary's rollback).
+
+        `ROLLOUT_MISSES_TO_END` checks in a row must miss it: a re-export swaps the folder in
+        two renames.
+        """
         folder = self.settings.registry.challenger_dir
+        misses = 0
         while self.rollout is not None:
             await asyncio.sleep(self.settings.serve.rollout_check_seconds)
-            if self.rollout.still_exported(folder):
+            misses = 0 if self.rollout.still_exported(folder) else misses + 1
+            if misses < ROLLOUT_MISSES_TO_END:
                 continue
-            # Requests from now on see no rollout; the retired one finishes its shadow work.
+            # Requests from now on see no rollout; the retired one answers what it holds.
             retired, self.rollout = self.rollout, None
             self.rollout_problem = (
                 f"challenger v{retired.challenger.version} is no longer exported in {folder} "
-                "(challenger --clear): the champion answers everything; restart to serve "
-                "another challenger"
+                "(challenger --clear, or another version exported): the champion answers "
+                "everything; restart to serve another challenger"
             )
             logger.warning("serve.rollout ended: %s", self.rollout_problem)
-            await retired.stop()
+            try:
+                await retired.stop()
+            except Exception:  # the champion keeps serving whatever the retired one did
+                logger.exception("stopping the retired rollout failed")
 
     async def stop(self) -> None:
         """Finish the shadow scoring, stop the batchers, flush the logs.
