@@ -37,6 +37,7 @@ EXPECTED_FILES = {
     "docker/smoke-test.sh",
     "docker/compose-wait.sh",
     "docker/postgres-entrypoint.sh",
+    "docker/prometheus.Dockerfile",
     "k8s/base/deployment.yaml",
     "k8s/base/hpa.yaml",
     "k8s/base/kustomization.yaml",
