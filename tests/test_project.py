@@ -1056,15 +1056,16 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
         assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", version), rollout
         record = json.dumps(first_production_record(project)).encode()
         answered = roles_by_key(url, record, [f"key-{index}" for index in range(50)])
-        assert set(answered.values()) == {"champion"}  # the shadow never answers
+        assert set(answered.values()) == {"champion"}  # the shadow never answers...
         sent = uv_run(project, cli, "simulate", "clean", "--seed", "3", "--url", url, "--force")
         labels = re.search(r"-> (\S+\.labels\.csv)", sent)
         assert labels, sent
         rows = len((project / labels.group(1)).read_text().splitlines()) - 1
+        scored = rows + len(answered)  # ...but scores every record, those 50 included
         deadline = time.monotonic() + 30
-        while shadow_counted(url, version) < rows and time.monotonic() < deadline:
+        while shadow_counted(url, version) < scored and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert shadow_counted(url, version) == rows
+        assert shadow_counted(url, version) == scored
     compared = run_unchecked(
         [uv_executable(), "run", "--locked", cli, "compare", "--labels", labels.group(1)], project
     )
