@@ -1071,7 +1071,8 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     )
     assert compared.returncode in (0, 1), compared.stdout + compared.stderr  # enough labels
     report = json.loads((project / "reports/compare/compare.json").read_text())
-    assert report["paired_rows"] == report["labelled_rows"] == report["quality"]["rows"] == rows
+    assert report["paired_rows"] == scored  # in both logs; the sent rows have labels
+    assert report["labelled_rows"] == report["quality"]["rows"] == rows
     assert (project / "reports/compare/compare.html").is_file()
     keys = [f"user-{index}" for index in range(2000)]
     with serving_rollout(project, "canary") as url:
