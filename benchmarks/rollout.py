@@ -17,16 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 # Run as `python benchmarks/rollout.py`: the serving benchmark beside it holds the shared parts.
-from serving import UV, Server, prepare_project, run, sample_records, start, wrk
+from serving import (
+    UV,
+    Server,
+    median_cell,
+    prepare_project,
+    run,
+    sample_records,
+    start,
+    wrk,
+    wrk_arguments,
+)
 
 # The same service and champion, four ways (the settings each is started with).
 PREFIX = "MY_ML_SERVICE_SERVE__"
@@ -95,9 +102,7 @@ def measure(project: Path, seconds: int, rounds: int, lua_dir: Path) -> dict[str
         for server in servers:
             server.stop()
     cells = {
-        f"{mode} | {scenario}": {
-            key: statistics.median(result[key] for result in results) for key in results[0]
-        }
+        f"{mode} | {scenario}": median_cell(results)
         for (mode, scenario), results in samples.items()
     }
     return {"cells": cells, "rss_mb": rss, "shadow_scored": shadowed}
@@ -135,15 +140,11 @@ def report(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
     parser.add_argument("--work", type=Path, help="folder for the baked project (default: a temp)")
     parser.add_argument(
         "--project", type=Path, help="measure this baked project (with a challenger) instead"
     )
-    arguments = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install wrk")
+    arguments = wrk_arguments(parser)
     work = arguments.work or Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     lua_dir = work / "lua"
     lua_dir.mkdir(parents=True, exist_ok=True)

@@ -174,6 +174,21 @@ def wrk(
     }
 
 
+def median_cell(results: list[dict[str, float]]) -> dict[str, float]:
+    """Each wrk figure's median over the rounds of one cell."""
+    return {key: statistics.median(result[key] for result in results) for key in results[0]}
+
+
+def wrk_arguments(parser: argparse.ArgumentParser) -> Any:
+    """`parser`'s arguments with --seconds and --rounds, parsed; wrk must be installed."""
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    return arguments
+
+
 def prepare_project(work: Path, name: str, estimator: str | None) -> Path:
     out = work / name
     run(
@@ -277,9 +292,7 @@ def benchmark(
         for server in servers:
             server.stop()
     cells = {
-        f"{name} | {scenario} c={connections}": {
-            key: statistics.median(result[key] for result in results) for key in results[0]
-        }
+        f"{name} | {scenario} c={connections}": median_cell(results)
         for (name, scenario, connections), results in samples.items()
     }
     return {
@@ -356,12 +369,7 @@ def report(results: list[dict[str, Any]], image_mb: float | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
-    arguments = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install wrk")
+    arguments = wrk_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     lua_dir = work / "lua"
     lua_dir.mkdir()
