@@ -110,6 +110,17 @@ def git(project: Path, *args: str) -> str:
     return run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], project)
 
 
+def without_uv() -> dict[str, str]:
+    """This environment as on a machine that never had uv: none on PATH, no $UV, no venv."""
+    folders = os.environ["PATH"].split(os.pathsep)
+    path = [folder for folder in folders if folder and not (Path(folder) / "uv").exists()]
+    env = {**os.environ, "PATH": os.pathsep.join(path), "UV_NO_PROGRESS": "1"}
+    # The template's Makefile exports its own uv (and make its flags) to every child.
+    for name in ("UV", "VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
+    return env
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as probe:

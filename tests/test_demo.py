@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, free_port
+from conftest import TEMPLATE, free_port, without_uv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 # "Label:   cd <folder> && <command>   (a note)": the command a reader copies.
@@ -21,15 +21,6 @@ STEP = re.compile(r"cd (?P<folder>\S+) && (?P<command>.+?)(?:\s{3}\(.*)?\)?$")
 PATH_LINE = re.compile(r"^[A-Z][\w ,/]+:\s+(?P<path>/\S+)")
 # Long-running steps, started, checked on their page, then stopped.
 SERVERS = {"make serve": "/ready", "make ui": "/health"}
-
-
-def without_uv() -> dict[str, str]:
-    folders = os.environ["PATH"].split(os.pathsep)
-    path = [folder for folder in folders if folder and not (Path(folder) / "uv").exists()]
-    env = {**os.environ, "PATH": os.pathsep.join(path), "UV_NO_PROGRESS": "1"}
-    for name in ("UV", "VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL"):
-        env.pop(name, None)
-    return env
 
 
 def shell(command: str, folder: Path, env: dict[str, str]) -> str:

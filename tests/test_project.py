@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 import warnings
@@ -30,11 +31,23 @@ from conftest import (
     tasks_grouped,
     uv_executable,
     wait_until_ready,
+    without_uv,
 )
 
 import template_answers
 
 pytestmark = pytest.mark.slow
+
+
+# The regression project is baked with answers full of accents, emoji and quotes, and set up on
+# a machine without uv (its Makefile installs its pinned copy): every test below, its own suite
+# included, then runs on those names too.
+ODD_ANSWERS = {
+    "project_name": "L'\u00c9quipe \u2013 Donn\u00e9es & Co. \U0001f680",
+    "description": 'Rocket \U0001f680 says "hi" \\ bye',
+    "author_name": "Zo\u00eb \U0001f680 O'Brien",
+}
+ANSWERS = {"classification": {}, "regression": ODD_ANSWERS}
 
 
 @pytest.fixture(
@@ -44,12 +57,57 @@ pytestmark = pytest.mark.slow
 )
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project baked for one task, with its locked environment installed, in a git repo."""
-    baked = bake(tmp_path_factory.mktemp(request.param), task=request.param)
+    answers = ANSWERS[request.param]
+    baked = bake(tmp_path_factory.mktemp(request.param), task=request.param, **answers)
     run([uv_executable(), "lock", "--check"], baked)
-    run(["make", "setup", f"UV={uv_executable()}"], baked)
+    if answers:
+        make_without_uv(baked, "setup")
+    else:
+        run(["make", "setup", f"UV={uv_executable()}"], baked)
     git(baked, "add", "-A")
     git(baked, "commit", "-qm", "Baked from the template")
     return baked
+
+
+def make_without_uv(project: Path, *targets: str) -> str:
+    """`make` with no uv on PATH or in the environment, as on a machine that never had it."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", *targets],
+        cwd=project,
+        env=without_uv(),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def package(project: Path) -> str:
+    """The project's package, which is also its command (derived from its name's answer)."""
+    scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
+    (name,) = scripts
+    return str(name)
+
+
+def env_name(project: Path, setting: str) -> str:
+    """The environment variable overriding `setting` (e.g. "serve__rollout") in this project."""
+    return f"{package(project).upper()}_{setting.upper()}"
+
+
+def test_odd_answers_give_a_working_project_set_up_without_uv(project: Path) -> None:
+    """Accents, emoji, quotes: the regression project's answers. Its names are derived, it locks
+    and installs with the uv its Makefile fetched, and its command runs."""
+    if ANSWERS[yaml.safe_load((project / "params.yaml").read_text())["task"]]:
+        assert project.name == "l-equipe-donnees-co"
+        assert package(project) == "l_equipe_donnees_co"
+        uv = project / ".tools" / "bin" / "uv"
+        assert uv.is_file()
+        run([str(uv), "lock", "--check"], project)
+    else:
+        assert (project.name, package(project)) == ("my-ml-service", "my_ml_service")
+    assert "Usage" in uv_run(project, package(project), "--help")
 
 
 def uv_run(project: Path, *command: str) -> str:
@@ -189,14 +247,14 @@ def test_pipeline_runs_then_skips_everything(project: Path) -> None:
     assert json.loads((project / "models/champion/metadata.json").read_text())["version"] == "1"
     check_slices_reach_mlflow(project, metrics["slices"])
     check_explanations(project, card)
-    listing = uv_run(project, "my_ml_service", "models")
+    listing = uv_run(project, package(project), "models")
     assert re.search(r"^1\s+champion\s", listing, re.MULTILINE), listing
     noop = uv_run(project, "dvc", "repro")
     assert "Running stage" not in noop
     assert noop.count("didn't change, skipping") == 5
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
     # Code is a dependency: editing how a metric is computed makes the stages that use it stale.
-    metrics = project / "src/my_ml_service/metrics.py"
+    metrics = project / "src" / package(project) / "metrics.py"
     original = metrics.read_text()
     metrics.write_text(original + "\n# edited\n")
     try:
@@ -226,9 +284,9 @@ def check_slices_reach_mlflow(project: Path, slices: dict[str, Any]) -> None:
     """Every per-group figure behind a gap in metrics.json is on the training run in MLflow."""
     script = (
         "import json, mlflow\n"
-        "from my_ml_service import tracking\n"
-        "from my_ml_service.settings import load_settings\n"
-        "from my_ml_service.train import TrainResult\n"
+        f"from {package(project)} import tracking\n"
+        f"from {package(project)}.settings import load_settings\n"
+        f"from {package(project)}.train import TrainResult\n"
         "settings = load_settings()\n"
         "tracking.configure(settings.registry)\n"
         "run = mlflow.MlflowClient().get_run(TrainResult.load(settings.train.run_file).run_id)\n"
@@ -262,7 +320,7 @@ def check_explanations(project: Path, card: str) -> None:
     assert f"| {top['feature']} | {top['mean_abs_shap']:.4g} |" in section, section
     output = project / "reports/explain/held_out.csv"
     said = uv_run(
-        project, "my_ml_service", "explain", "data/prepared/test.csv", "-o", str(output), "--force"
+        project, package(project), "explain", "data/prepared/test.csv", "-o", str(output), "--force"
     )
     rows = len((project / "data/prepared/test.csv").read_text().splitlines()) - 1
     assert f"explained {rows:,} of {rows:,} rows with v1" in said, said
@@ -290,8 +348,8 @@ def check_a_damaged_bundle_is_repaired(project: Path) -> None:
     assert "Data and pipelines are up to date." in uv_run(project, "dvc", "status")
     check = (
         "from pathlib import Path\n"
-        "from my_ml_service.bundle import load_champion\n"
-        "from my_ml_service.settings import load_settings\n"
+        f"from {package(project)}.bundle import load_champion\n"
+        f"from {package(project)}.settings import load_settings\n"
         "print('loaded v' + load_champion(Path('models/champion'), load_settings().task).version)"
     )
     assert "loaded v1" in uv_run(project, "python", "-c", check)
@@ -299,7 +357,7 @@ def check_a_damaged_bundle_is_repaired(project: Path) -> None:
     contract.write_text(contract.read_text().replace("min:", "min: 0 #", 1))
     broken = run_unchecked([uv_executable(), "run", "--locked", "python", "-c", check], project)
     assert "contract.yaml SHA-256" in broken.stderr, broken.stderr
-    recovered = uv_run(project, "my_ml_service", "export")
+    recovered = uv_run(project, package(project), "export")
     assert "exported again" in recovered, recovered
     assert "loaded v1" in uv_run(project, "python", "-c", check)
     uv_run(project, "dvc", "repro")
@@ -308,7 +366,7 @@ def check_a_damaged_bundle_is_repaired(project: Path) -> None:
 
 def test_the_monitoring_loop_closes(project: Path) -> None:
     """Serve, send clean then drifted traffic, monitor, retrain: as `make demo` does."""
-    cli = "my_ml_service"
+    cli = package(project)
     run([uv_executable(), "run", "--locked", cli, "simulate", "clean"], project)
     clean = uv_run(project, cli, "monitor", "--data", "data/simulated/clean-0.csv")
     assert "no alert" in clean
@@ -425,7 +483,7 @@ def ensure_pipeline(project: Path) -> None:
 
 
 def retrain_on(project: Path, batch: str) -> str:
-    cli = "my_ml_service"
+    cli = package(project)
     result = run_unchecked(
         [uv_executable(), "run", "--locked", cli, "retrain", "--data", batch], project
     )
@@ -483,7 +541,7 @@ def forget_batches(project: Path, snapshot: tuple[set[Path], str | None]) -> Non
 
 
 def check_no_leaks(project: Path) -> None:
-    cli = "my_ml_service"
+    cli = package(project)
     contract = yaml.safe_load((project / "contract.yaml").read_text())
     target = contract["target"]["name"]
     for seed in ("1", "2"):  # 60 rows each from the same held-back rows: they overlap
@@ -516,10 +574,10 @@ def check_no_leaks(project: Path) -> None:
         "python",
         "-c",
         "from pathlib import Path; "
-        "from my_ml_service.comparison import rows_digest; "
-        "from my_ml_service.contract import load_contract; "
-        "from my_ml_service.rows import row_keys; "
-        "from my_ml_service.tabular import read_table; "
+        f"from {package(project)}.comparison import rows_digest; "
+        f"from {package(project)}.contract import load_contract; "
+        f"from {package(project)}.rows import row_keys; "
+        f"from {package(project)}.tabular import read_table; "
         "c = load_contract(Path('contract.yaml')); "
         "rows = read_table(Path('data/prepared/test.csv'), c); "
         "print(rows_digest(list(row_keys(rows, c.feature_names))))",
@@ -597,7 +655,7 @@ def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Pa
     assert "exit=3" in check["outputs"]  # the alert step runs on this
     assert "ALERT data drift" in check["summary"]
 
-    versions = len(re.findall(r"^\d+\s", uv_run(project, "my_ml_service", "models"), re.MULTILINE))
+    versions = len(re.findall(r"^\d+\s", uv_run(project, package(project), "models"), re.MULTILINE))
     retrain = run_step(
         project,
         workflow_step(project, "retrain.yml", "Retrain (the gate decides)"),
@@ -606,7 +664,7 @@ def test_the_monitor_and_retrain_workflows_steps_run(project: Path, tmp_path: Pa
     )
     assert "Retraining on `data/simulated/drifted-0.csv`" in retrain["summary"]
     assert re.search(r"the gate (promoted|kept)|missed the quality gate", retrain["summary"])
-    listing = uv_run(project, "my_ml_service", "models")
+    listing = uv_run(project, package(project), "models")
     assert len(re.findall(r"^\d+\s", listing, re.MULTILINE)) == versions + 1
 
 
@@ -657,46 +715,6 @@ def test_the_answer_rules_refuse_every_module_the_environment_installs(project: 
     assert answers - reserved == set()
 
 
-def test_odd_answers_bake_a_working_project_on_a_machine_without_uv(tmp_path: Path) -> None:
-    """Accents, emoji, quotes: the project locks, installs, runs and passes its fast tests,
-    with uv nowhere on PATH (the Makefile installs its pinned copy into .tools/)."""
-    project = bake(
-        tmp_path,
-        project_name="L'Équipe \u2013 Données & Co. 🚀",
-        description='Rocket 🚀 says "hi" \\ bye',
-        author_name="Zoë 🚀 O'Brien",
-    )
-    assert project.name == "l-equipe-donnees-co"
-    path = [
-        folder
-        for folder in os.environ["PATH"].split(os.pathsep)
-        if folder and not (Path(folder) / "uv").exists()
-    ]
-    env = {**os.environ, "PATH": os.pathsep.join(path), "UV_NO_PROGRESS": "1"}
-    for name in ("UV", "VIRTUAL_ENV"):  # the template's Makefile exports its own uv
-        env.pop(name, None)
-
-    def make(*targets: str) -> str:
-        result = subprocess.run(
-            ["make", "--no-print-directory", *targets],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    make("setup")
-    uv = project / ".tools" / "bin" / "uv"
-    assert uv.is_file()
-    run([str(uv), "lock", "--check"], project)
-    assert "Usage" in run([str(uv), "run", "--locked", "l_equipe_donnees_co", "--help"], project)
-    assert " passed" in make("test-fast")
-
-
 @pytest.mark.parametrize("python_version", ["3.12", "3.13"])
 def test_other_pythons_sync_and_pass_fast_tests(tmp_path: Path, python_version: str) -> None:
     baked = bake(tmp_path, python_version=python_version)
@@ -729,7 +747,7 @@ def test_retraining_quarantines_refused_batches_and_survives_a_kill(
 
 
 def check_random_labels_are_quarantined(project: Path) -> None:
-    cli = "my_ml_service"
+    cli = package(project)
     contract = yaml.safe_load((project / "contract.yaml").read_text())
     target = contract["target"]
     champion = json.loads((project / "models/champion/metadata.json").read_text())["version"]
@@ -788,7 +806,7 @@ KILL_POINTS = (("prepare", 0.0), ("train", 3.0), ("promote", 0.5))
 
 
 def check_a_killed_retrain_resumes(project: Path, tmp_path: Path) -> None:
-    cli = "my_ml_service"
+    cli = package(project)
     uv_run(project, cli, "simulate", "clean", "--rows", "40", "--seed", "8", "--force")
     for index, (stage, delay) in enumerate(KILL_POINTS):
         kill_retrain_in(project, tmp_path / f"retrain-{index}.log", stage, delay)
@@ -810,7 +828,7 @@ def check_a_killed_retrain_resumes(project: Path, tmp_path: Path) -> None:
 
 def kill_retrain_in(project: Path, log: Path, stage: str, delay: float) -> None:
     """Run `retrain` on the simulated file and kill it `delay` seconds into `stage`."""
-    cli = "my_ml_service"
+    cli = package(project)
     environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -883,7 +901,7 @@ def test_full_disks_end_with_one_clear_line_and_lose_nothing(project: Path) -> N
 
 
 def check_a_full_log_disk(project: Path) -> None:
-    cli, sent = "my_ml_service", 400
+    cli, sent = package(project), 400
     port = free_port()
     with full_disk(project / "logs/predictions", 96, filled=False) as logs:
         server = subprocess.Popen(
@@ -918,7 +936,7 @@ def check_a_full_log_disk(project: Path) -> None:
 
 
 def check_a_full_reports_disk(project: Path) -> None:
-    cli = "my_ml_service"
+    cli = package(project)
     uv_run(project, cli, "simulate", "drifted", "--seed", "6", "--force")
     with full_disk(project / "reports/monitoring", 64) as reports:
         result = run_unchecked(
@@ -943,7 +961,7 @@ def check_a_full_reports_disk(project: Path) -> None:
 
 
 def check_a_full_data_disk(project: Path) -> None:
-    cli = "my_ml_service"
+    cli = package(project)
     target = yaml.safe_load((project / "contract.yaml").read_text())["target"]
     fresh = project / "data/simulated/fresh-rows.csv"
     write_random_labels(project / "data/prepared/train.csv", fresh, target, nudge=3e-4)
@@ -975,12 +993,12 @@ def serving_rollout(project: Path, mode: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(project / ".venv/bin/my_ml_service"), "serve", "--port", str(port)],
+        [str(project / ".venv/bin" / package(project)), "serve", "--port", str(port)],
         cwd=project,
         env={
             **os.environ,
-            "MY_ML_SERVICE_SERVE__ROLLOUT": mode,
-            "MY_ML_SERVICE_SERVE__CHALLENGER_SHARE": "0.2",
+            env_name(project, "serve__rollout"): mode,
+            env_name(project, "serve__challenger_share"): "0.2",
         },
         stderr=subprocess.DEVNULL,
     )
@@ -1038,7 +1056,7 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     service sends everything to the champion), then `promote --challenger`. Last on the
     project: it trains outside DVC."""
     ensure_pipeline(project)
-    cli = "my_ml_service"
+    cli = package(project)
     # Other hyperparameters: another model, judged on the champion's held-out rows (a seed of
     # its own once re-dealt them, and a regression challenger missed the absolute rmse bar).
     if "task: regression" in (project / "params.yaml").read_text():
@@ -1046,7 +1064,7 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     else:
         other = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7}
     with monkeypatch.context() as patch:
-        patch.setenv("MY_ML_SERVICE_TRAIN__HYPERPARAMETERS", json.dumps(other))
+        patch.setenv(env_name(project, "train__hyperparameters"), json.dumps(other))
         uv_run(project, cli, "train")
         uv_run(project, cli, "evaluate")
     version = json.loads((project / "reports/train/run.json").read_text())["model_version"]
