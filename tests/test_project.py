@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import http.client
 import json
 import os
@@ -84,11 +85,17 @@ def make_without_uv(project: Path, *targets: str) -> str:
     return result.stdout
 
 
+@functools.cache  # read once per project: the checks below ask for it at every command
 def package(project: Path) -> str:
     """The project's package, which is also its command (derived from its name's answer)."""
     scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
     (name,) = scripts
     return str(name)
+
+
+def task_of(project: Path) -> str:
+    """The task the project was baked for (its params.yaml says it)."""
+    return str(yaml.safe_load((project / "params.yaml").read_text())["task"])
 
 
 def env_name(project: Path, setting: str) -> str:
@@ -99,7 +106,7 @@ def env_name(project: Path, setting: str) -> str:
 def test_odd_answers_give_a_working_project_set_up_without_uv(project: Path) -> None:
     """Accents, emoji, quotes: the regression project's answers. Its names are derived, it locks
     and installs with the uv its Makefile fetched, and its command runs."""
-    if ANSWERS[yaml.safe_load((project / "params.yaml").read_text())["task"]]:
+    if ANSWERS[task_of(project)]:
         assert project.name == "l-equipe-donnees-co"
         assert package(project) == "l_equipe_donnees_co"
         uv = project / ".tools" / "bin" / "uv"
@@ -1059,7 +1066,7 @@ def test_a_challenger_goes_through_shadow_compare_canary_and_the_gate(
     cli = package(project)
     # Other hyperparameters: another model, judged on the champion's held-out rows (a seed of
     # its own once re-dealt them, and a regression challenger missed the absolute rmse bar).
-    if "task: regression" in (project / "params.yaml").read_text():
+    if task_of(project) == "regression":
         other = {"alpha": 5.0}
     else:
         other = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 7}
