@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.api.prediction_log import (
     Retention,
 )
 from {{ cookiecutter.package_name }}.api.schemas import (
-    record_model,
+    RequestSchemas,
 )
 from {{ cookiecutter.package_name }}.bundle import (
     Champion,
@@ -171,11 +171,12 @@ def test_a_nullable_field_must_be_present_but_may_be_null() -> None:
             Column(name="colour", type="category", allowed=["red"], nullable=True),
         ],
     )
-    record = record_model(contract)
-    nulls = {"size": None, "colour": None}
-    assert record.model_validate(nulls).model_dump(by_alias=True) == nulls
+    record = RequestSchemas(contract, max_batch_rows=10).one
+    assert RequestSchemas.rows([record.validate_python({"size": None, "colour": None})]) == [
+        (None, None)
+    ]
     with pytest.raises(ValidationError) as raised:
-        record.model_validate({"size": 1.0})
+        record.validate_python({"size": 1.0})
     assert [(e["type"], e["loc"]) for e in raised.value.errors()] == [("missing", ("colour",))]
 
 
@@ -185,10 +186,24 @@ def test_a_category_coded_as_numbers_takes_json_numbers_but_not_booleans() -> No
         target=Column(name="y", type="float"),
         features=[Column(name="sex", type="category", allowed=["1", "2"])],
     )
-    record = record_model(contract)
+    record = RequestSchemas(contract, max_batch_rows=10).one
     for same in (2, 2.0, "2"):  # one code, however a client writes the number
-        assert record.model_validate({"sex": same}).model_dump(by_alias=True) == {"sex": "2"}
+        assert RequestSchemas.rows([record.validate_python({"sex": same})]) == [("2",)]
     for refused in (3, 3.0, True, 2.5, "3"):
         with pytest.raises(ValidationError) as raised:
-            record.model_validate({"sex": refused})
+            record.validate_python({"sex": refused})
         assert raised.value.errors()[0]["loc"] == ("sex",)
+
+
+def test_rows_follow_the_contract_order_whatever_the_order_of_the_keys() -> None:
+    names = ["zeta", "alpha", "mid", "beta"]  # neither sorted nor reversed
+    contract = Contract(
+        name="order",
+        target=Column(name="y", type="float"),
+        features=[Column(name=name, type="float") for name in names],
+    )
+    schemas = RequestSchemas(contract, max_batch_rows=10)
+    values = {name: float(index) for index, name in enumerate(names)}
+    for keys in (names, sorted(names), names[::-1]):
+        record = schemas.one.validate_python({key: values[key] for key in keys})
+        assert schemas.rows([record]) == [(0.0, 1.0, 2.0, 3.0)]

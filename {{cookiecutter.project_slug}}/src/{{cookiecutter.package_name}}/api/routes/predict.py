@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ...bundle import Champion
 from ...monitoring.records import PREDICTION_ID, REQUEST_ID
@@ -33,13 +33,13 @@ def _invalid(message: str, kind: str) -> Exception:
     return BoundedValidationError([{"type": kind, "loc": ("body",), "msg": message}], total=1)
 
 
-def _validated(payload: list[Any], schemas: RequestSchemas) -> list[BaseModel]:
+def _validated(payload: list[Any], schemas: RequestSchemas) -> list[dict[str, Any]]:
     """The records, each validated on its own (as fast as a list, measured).
 
     Problems are kept up to `MAX_ERRORS` and only counted after, so a body of broken records
     costs what a valid one does.
     """
-    records: list[BaseModel] = []
+    records: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
     total = 0
     for row, item in enumerate(payload):
@@ -59,7 +59,7 @@ def _validated(payload: list[Any], schemas: RequestSchemas) -> list[BaseModel]:
     return records
 
 
-def parse_records(body: bytes, schemas: RequestSchemas) -> list[BaseModel]:
+def parse_records(body: bytes, schemas: RequestSchemas) -> list[dict[str, Any]]:
     """The body's records, validated against the contract (422 naming each field), or raise."""
     try:
         payload = orjson.loads(body)
