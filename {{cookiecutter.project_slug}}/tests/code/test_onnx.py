@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -115,6 +118,44 @@ def test_a_step_skl2onnx_cannot_convert_falls_back_with_the_reason(
     assert graph is None
     assert record["runtime"] == "sklearn"
     assert record["reason"].startswith("skl2onnx cannot convert it: ")
+
+
+# The export (conversion and parity) and the ONNX runtime, in a process of their own: onnxruntime
+# reads its telemetry switch once per process, when the runtime starts.
+EXPORT_AND_PREDICT = """
+import sys
+from pathlib import Path
+import pandas as pd
+from {{ cookiecutter.package_name }}.bundle import load_champion, model_inputs
+from {{ cookiecutter.package_name }}.onnx_model import OnnxModel, export_onnx
+from {{ cookiecutter.package_name }}.task import task_named
+
+bundle, sample, task_name = Path(sys.argv[1]), pd.read_csv(sys.argv[2]), sys.argv[3]
+champion = load_champion(bundle, task_named(task_name), "sklearn")
+inputs = model_inputs(sample, champion.contract)
+graph, record = export_onnx(champion.pipeline, champion.contract, champion.task, inputs, 1e-4)
+assert graph is not None, record
+classes = list(getattr(champion.pipeline, "classes_", []))
+OnnxModel(graph, champion.contract, classes).predict(inputs)
+"""
+
+
+def test_onnxruntime_keeps_its_telemetry_off_and_writes_nothing_home(
+    exported_bundle: Path, sample: pd.DataFrame, settings: Settings, tmp_path: Path
+) -> None:
+    """Without the opt-out, onnxruntime keeps a device id and unsent events in ~/.cache."""
+    home, sample_file = tmp_path / "home", tmp_path / "sample.csv"
+    home.mkdir()
+    sample.head(50).to_csv(sample_file, index=False)
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("ORT_")
+    } | {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    arguments = [str(exported_bundle), str(sample_file), str(settings.task)]
+    subprocess.run(
+        [sys.executable, "-c", EXPORT_AND_PREDICT, *arguments],
+        env=environment, check=True, timeout=300,
+    )  # fmt: skip
+    assert [path.relative_to(home) for path in home.rglob("*")] == []
 
 
 def test_a_replaced_graph_fails_verification(champion_bundle: Path, settings: Settings) -> None:
