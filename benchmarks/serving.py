@@ -252,6 +252,7 @@ def benchmark(
         # mlflow starts `uvicorn` from PATH: the project's environment must be on it.
         env = {
             "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+            "MLFLOW_DISABLE_TELEMETRY": "true",  # as the project's own commands (privacy.py)
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
         }
         return start(MLFLOW, command, project, "/ping", env)

@@ -93,6 +93,7 @@ EXPECTED_FILES = {
     "src/{package}/onnx_model.py",
     "src/{package}/pipeline.py",
     "src/{package}/prepare.py",
+    "src/{package}/privacy.py",
     "src/{package}/processes.py",
     "src/{package}/profile.py",
     "src/{package}/py.typed",

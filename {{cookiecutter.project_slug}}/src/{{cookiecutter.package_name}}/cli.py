@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
+from .privacy import opt_out
 
 if TYPE_CHECKING:  # pandas behind score.py: imported by the command, not by --help
     from .bundle import Champion
@@ -708,4 +709,5 @@ def batches_delete(batch: BatchId) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    opt_out()  # before any command imports MLflow or onnxruntime, and for dvc under `retrain`
     app()

@@ -11,12 +11,13 @@ Imports neither pandas nor scikit-learn at module level: the ONNX runtime path n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .privacy import opt_out
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,19 +31,11 @@ MISSING_CATEGORY = ""
 # The ONNX opsets the export targets: the newest onnxruntime >= 1.20 runs.
 _OPSETS = {"": 18, "ai.onnx.ml": 3}
 Feeds = dict[str, np.ndarray[Any, Any]]
-# onnxruntime's opt-out of its usage telemetry (read once, when the runtime starts).
-TELEMETRY_OPT_OUT = "ORT_DISABLE_TELEMETRY"
 
 
 def onnxruntime_module() -> Any:
-    """onnxruntime, with its telemetry off unless ORT_DISABLE_TELEMETRY says otherwise.
-
-    Its Linux wheels (1.2x on) send usage events to Microsoft by default, and keep a device id
-    and a queue of unsent events under ~/.cache/Microsoft. A service that runs offline, on
-    data its users may not share, must not do that behind their backs; setting
-    ORT_DISABLE_TELEMETRY=0 turns it back on.
-    """
-    os.environ.setdefault(TELEMETRY_OPT_OUT, "1")
+    """onnxruntime, with its usage telemetry off (privacy.py) unless you turned it on."""
+    opt_out()
     import onnxruntime
 
     return onnxruntime

@@ -6,7 +6,6 @@ Great Expectations takes seconds to import, so it is imported only inside the fu
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .contract import Column, Contract
+from .privacy import opt_out
 from .tabular import read_table
 from .validation_report import render
 
@@ -191,7 +191,7 @@ def _run_checkpoint(
     frame: pd.DataFrame, contract: Contract, min_rows: int, every_class: bool
 ) -> dict[str, Any]:
     """Run the suite in a throwaway GX context; return the result as JSON-ready data."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from the gate
+    opt_out()  # no network calls from the gate
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

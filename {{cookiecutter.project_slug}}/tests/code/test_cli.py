@@ -1,7 +1,8 @@
-"""The CLI answers --help without heavy imports and reports bad input in one line."""
+"""The CLI answers --help without heavy imports, reports bad input in one line, phones no one."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,37 @@ def test_profile_writes_a_loadable_contract(tmp_path: Path) -> None:
     assert (
         "target: {name: y, type: category, allowed: [a, b], nullable: false}" in output.read_text()
     )
+
+
+def _bare_environment(home: Path) -> dict[str, str]:
+    """A user's shell: no CI or pytest variable (MLflow would then stay quiet by itself)."""
+    return {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(home)}
+
+
+def test_a_command_that_uses_mlflow_writes_nothing_home(tmp_path: Path) -> None:
+    """MLflow 3's default: an installation id in ~/.config/mlflow and usage events sent."""
+    home, project = tmp_path / "home", tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    for name in ("params.yaml", "contract.yaml", "tracking_store.yaml"):
+        shutil.copy(name, project / name)
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "models"],
+        capture_output=True, text=True, cwd=project, env=_bare_environment(home),
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no registered versions yet" in result.stdout  # MLflow made and read its store
+    assert [path.relative_to(home) for path in home.rglob("*")] == []
+
+
+def test_dvc_sends_no_usage_report() -> None:
+    """Every dvc command would otherwise spawn a daemon that posts a report to DVC's makers."""
+    dvc = Path(sys.executable).parent / "dvc"
+    result = subprocess.run(  # `dvc config` reads .dvc/config as any dvc command does
+        [str(dvc), "config", "--show-origin", "core.analytics"],
+        capture_output=True, text=True, env=_bare_environment(Path.cwd()), check=False,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [".dvc/config", "false"]
