@@ -125,14 +125,15 @@ def test_a_step_skl2onnx_cannot_convert_falls_back_with_the_reason(
 EXPORT_AND_PREDICT = """
 import sys
 from pathlib import Path
-import pandas as pd
 from {{ cookiecutter.package_name }}.bundle import load_champion, model_inputs
 from {{ cookiecutter.package_name }}.onnx_model import OnnxModel, export_onnx
+from {{ cookiecutter.package_name }}.tabular import read_table
 from {{ cookiecutter.package_name }}.task import task_named
 
-bundle, sample, task_name = Path(sys.argv[1]), pd.read_csv(sys.argv[2]), sys.argv[3]
+bundle, sample, task_name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 champion = load_champion(bundle, task_named(task_name), "sklearn")
-inputs = model_inputs(sample, champion.contract)
+# Typed as every stage reads a CSV: categories as text ("1", not the number 1).
+inputs = model_inputs(read_table(sample, champion.contract), champion.contract)
 graph, record = export_onnx(champion.pipeline, champion.contract, champion.task, inputs, 1e-4)
 assert graph is not None, record
 classes = list(getattr(champion.pipeline, "classes_", []))
