@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -67,8 +68,21 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     started = time.monotonic()
     docker("build", "--quiet", *build_args, "-t", tag, str(project), timeout=1800)
     print(f"\nimage {tag} built in {time.monotonic() - started:.0f} s")
+    # The batch image, as `make image` builds it beside the service's (the same build stage).
+    docker("build", "--quiet", *build_args, "--target", "batch", "-t", batch_tag(tag), str(project))
     yield tag, project
-    docker("rmi", "--force", tag)
+    docker("rmi", "--force", tag, batch_tag(tag))
+
+
+def batch_tag(tag: str) -> str:
+    """The batch image's tag beside a service image's (the Makefile's BATCH_IMAGE default)."""
+    return tag.replace(":", "-batch:")
+
+
+def installed(tag: str, modules: list[str]) -> list[str]:
+    """Which of `modules` the image's Python can import."""
+    probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    return ast.literal_eval(docker("run", "--rm", "--entrypoint", "python", tag, "-c", probe))
 
 
 def a_record(project: Path) -> dict[str, float]:
@@ -92,15 +106,14 @@ def test_image_is_slim_non_root_and_free_of_the_training_stack(image: tuple[str,
     print(f"\nimage size: {size_mb:.0f} MB")
     assert size_mb < 1000
     assert docker("image", "inspect", "--format", "{{.Config.User}}", tag) == "10001:10001"
-    probe = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m)])"
-    assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", probe) == "[]"
-    # The champion has an ONNX graph: the default build leaves the scikit-learn stack out.
+    assert installed(tag, list(HEAVY)) == []
+    # The champion has an ONNX graph: the default build leaves the scikit-learn stack out, and
+    # pandas with it (the service never imports it); the batch image keeps pandas for `score`.
     modules = ["sklearn", "scipy", "joblib", "pandas", "onnxruntime"]
-    lean = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
-    assert (
-        docker("run", "--rm", "--entrypoint", "python", tag, "-c", lean)
-        == "['pandas', 'onnxruntime']"
-    )
+    assert installed(tag, modules) == ["onnxruntime"]
+    assert installed(batch_tag(tag), [*HEAVY, *modules]) == ["pandas", "onnxruntime"]
+    batch_mb = int(docker("image", "inspect", "--format", "{{.Size}}", batch_tag(tag))) / 1e6
+    print(f"batch image size: {batch_mb:.0f} MB")
     certs = "import glob; print(glob.glob('/usr/local/share/ca-certificates/extra/*.crt'))"
     assert docker("run", "--rm", "--entrypoint", "python", tag, "-c", certs) == "[]"
 
@@ -250,6 +263,8 @@ def test_the_batch_jobs_shards_score_every_row_once_in_the_image(
     spec = _batch_job(project)
     container = spec["template"]["spec"]["containers"][0]
     user = spec["template"]["spec"]["securityContext"]["runAsUser"]
+    # The batch image `make image` builds: the service's has no pandas, which `score` needs.
+    assert container["image"] == batch_tag("my-ml-service:latest")
     header, *rows = (project / "data/prepared/production.csv").read_text().splitlines()
     broken = rows[0].split(",")
     broken[0] = "not-a-number"  # the first feature: the row breaks the contract
@@ -267,7 +282,7 @@ def test_the_batch_jobs_shards_score_every_row_once_in_the_image(
             "run", "--rm", "--read-only", "--network", "none", "--user", f"{user}:{user}",
             "--tmpfs", "/tmp", "--volume", f"{data}:/data",
             "--env", f"JOB_COMPLETION_INDEX={index}", *(f"--env={item}" for item in env),
-            "--entrypoint", container["command"][0], tag, *args,
+            "--entrypoint", container["command"][0], batch_tag(tag), *args,
         )  # fmt: skip
     out = data / "out" / "nightly-1"
     shards = sorted(out.glob("batch.predictions-*-of-*.csv"))
