@@ -38,6 +38,32 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 SCENARIOS = [("1 row", 1, 1), ("1 row", 8, 1), ("1 row", 32, 1), ("100 rows", 8, 100)]
 ONNX, SKLEARN, MLFLOW = "ONNX runtime", "scikit-learn runtime", "mlflow models serve"
+CEILING = "HTTP stack alone"
+CEILING_SCENARIO = ("1 row", 8, 1)
+
+# The ceiling: the service's HTTP stack as `serve` runs it (uvicorn, httptools with the limits of
+# api/server.py, uvloop, FastAPI) answering POST /predict with a constant body, the size of a
+# real answer, without reading the request. No server on this stack can answer faster.
+CEILING_PROGRAM = """
+import sys
+import uvicorn
+from fastapi import FastAPI, Response
+from my_ml_service.api.server import protocol
+from my_ml_service.settings import load_settings
+
+app, answer = FastAPI(), sys.argv[2].encode()
+
+@app.post("/predict")
+async def predict() -> Response:
+    return Response(answer, media_type="application/json")
+
+@app.get("/ready")
+async def ready() -> Response:
+    return Response(b"{}", media_type="application/json")
+
+serve = load_settings().serve
+uvicorn.run(app, port=int(sys.argv[1]), loop="uvloop", http=protocol(serve), access_log=False)
+"""
 
 FLOOR_PROGRAM = """
 import json, statistics, sys, time, warnings
@@ -269,13 +295,24 @@ def benchmark(
                 starts[server.name].append(server.cold_start_s)
     cold = {name: statistics.median(values) for name, values in starts.items()}
     servers = [starter() for starter in starters]
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            servers[0].url + "/predict",
+            json.dumps(records[0]).encode(),
+            {"Content-Type": "application/json"},
+        ),
+        timeout=10,
+    ) as response:
+        answer = response.read().decode()
+    ceiling_command = [str(bin_dir / "python"), "-c", CEILING_PROGRAM, "{port}", answer]
+    servers.append(start(CEILING, ceiling_command, project, "/ready", {}))
     bodies = {
-        **{(name, 1): json.dumps(records[0]) for name in (ONNX, SKLEARN)},
+        **{(name, 1): json.dumps(records[0]) for name in (ONNX, SKLEARN, CEILING)},
         **{(name, 100): json.dumps(records) for name in (ONNX, SKLEARN)},
         (MLFLOW, 1): json.dumps({"dataframe_records": records[:1]}),
         (MLFLOW, 100): json.dumps({"dataframe_records": records}),
     }
-    paths = {ONNX: "/predict", SKLEARN: "/predict", MLFLOW: "/invocations"}
+    paths = {ONNX: "/predict", SKLEARN: "/predict", MLFLOW: "/invocations", CEILING: "/predict"}
     try:
         for server in servers:  # warm up, and check both answer the same
             wrk(server.url + paths[server.name], bodies[(server.name, 1)], 4, 2, lua_dir)
@@ -283,12 +320,14 @@ def benchmark(
         for _ in range(rounds):
             for scenario, connections, rows in SCENARIOS:
                 for server in servers:
+                    if server.name == CEILING and (scenario, connections, rows) != CEILING_SCENARIO:
+                        continue
                     body = bodies[(server.name, rows)]
                     result = wrk(
                         server.url + paths[server.name], body, connections, seconds, lua_dir
                     )
                     samples.setdefault((server.name, scenario, connections), []).append(result)
-        rss = {server.name: server.rss_mb() for server in servers}
+        rss = {server.name: server.rss_mb() for server in servers if server.name != CEILING}
     finally:
         for server in servers:
             server.stop()
@@ -354,6 +393,14 @@ def report(results: list[dict[str, Any]], image_mb: float | None) -> str:
                 + (f" ({errors:.0f} errors)" if errors else "")
                 + " |"
             )
+        scenario, connections, _ = CEILING_SCENARIO
+        ceiling = cells[f"{CEILING} | {scenario} c={connections}"]
+        ours = cells[f"{ONNX} | {scenario} c={connections}"]
+        lines.append(
+            f"| {scenario}, c={connections}: the HTTP stack alone, a constant answer "
+            f"| {_cell(ceiling)} | | "
+            f"| ONNX runtime: **{ours['rps'] / ceiling['rps']:.0%}** of it | |"
+        )
         lines.append(
             "| cold start (process start -> ready, median of 3) "
             + "".join(f"| {cold[name]:.1f} s " for name in (ONNX, SKLEARN, MLFLOW))
