@@ -142,10 +142,16 @@ def distinct_rows(frame: pd.DataFrame, contract: Contract) -> int:
 def drift_report(
     window: Window, reference: Window, contract: Contract, settings: Settings
 ) -> DriftReport:
-    """Evidently's drift tests per feature and on the prediction, and a data summary."""
+    """Evidently's drift tests per feature and on the prediction, and a data summary.
+
+    The summary is the dataset's checks (rows, duplicates, empty and constant columns) and the
+    missing values per column. Evidently's full DataSummaryPreset also plots each column's
+    distribution once per statistic (min, max, mean, quantiles...), plots the drift section
+    already shows once: it was 2/3 of the report's time (9.8 s of 15 s on 13 columns).
+    """
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset, DataSummaryPreset
+    from evidently.metrics import MissingValueCount, ValueDrift
+    from evidently.presets import DataDriftPreset, DatasetStats
 
     monitor, task = settings.monitor, settings.task
     raised = threshold_factor(distinct_rows(window.frame, contract), monitor.threshold_rows)
@@ -173,7 +179,8 @@ def drift_report(
                 cat_threshold=categorical_threshold,
             ),
             ValueDrift(column=PREDICTION, method=method, threshold=threshold),
-            DataSummaryPreset(columns=[*contract.feature_names, PREDICTION]),
+            DatasetStats(),
+            *(MissingValueCount(column=name) for name in [*contract.feature_names, PREDICTION]),
         ],
         include_tests=True,
     )
