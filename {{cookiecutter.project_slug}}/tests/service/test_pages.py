@@ -66,11 +66,13 @@ def _render(browser: str, url: str, screenshot: Path, budget_ms: int = 15000) ->
         "--window-size=1280,1000",
         *OFFLINE,
     ]
-    subprocess.run(
-        [*common, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120
-    )
+    # One browser start does both: the screenshot and the DOM are of the same render.
     dom = subprocess.run(
-        [*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
+        [*common, f"--screenshot={screenshot}", "--dump-dom", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return dom.stdout
 
