@@ -202,9 +202,11 @@ def _run_checkpoint(
         .add_dataframe_asset(contract.name)
         .add_batch_definition_whole_dataframe("whole_file")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for expectation in build_expectations(contract, min_rows, every_class):
-        suite.add_expectation(expectation)
+    # The suite is built whole, then added once: adding expectations one by one to a stored
+    # suite compares each with all before it and saves it, quadratic in the expectations
+    # (126 on the 30-column sample: 9 s of a 17 s validate stage).
+    expectations = build_expectations(contract, min_rows, every_class)
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=contract.name, data=batch, suite=suite)
     )
