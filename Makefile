@@ -10,7 +10,7 @@ export UV
 DEMO_DIR := build/demo
 DEMO_SLUG := my-ml-service
 
-.PHONY: help demo test test-fast lock bench bench-serving bench-rollout bench-score bench-monitoring bench-drift bench-window bench-limits clean
+.PHONY: help demo test test-fast lock bench bench-serving bench-rollout bench-score bench-monitoring bench-stages bench-drift bench-window bench-limits clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,10 @@ bench-drift: $(UV) ## False-alarm and detection rates of `monitor` on both sampl
 
 bench-window: $(UV) ## Alert rate of `monitor` on clean windows of 30, 60 and 80 rows (what min_rows should be)
 	$(RUN) python benchmarks/drift_rates.py --windows 30 60 80 --work build/bench-window
+
+BASE ?= HEAD
+bench-stages: $(UV) ## Each stage and monitor at commit BASE and in the working tree, side by side
+	$(RUN) python benchmarks/stages.py --base $(BASE)
 
 bench-limits: $(UV) ## What the service's request limits cost: `serve` vs plain uvicorn, side by side
 	$(RUN) python benchmarks/server_limits.py
