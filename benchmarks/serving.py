@@ -215,13 +215,17 @@ def wrk_arguments(parser: argparse.ArgumentParser) -> Any:
     return arguments
 
 
-def prepare_project(work: Path, name: str, estimator: str | None) -> Path:
-    out = work / name
+def bake(template: Path, out: Path) -> Path:
+    """The default project baked from `template` (this one, or a copy at another commit)."""
     run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-f", "-o", str(out), str(TEMPLATE)],
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-f", "-o", str(out), str(template)],
         TEMPLATE,
     )
-    project = out / "my-ml-service"
+    return out / "my-ml-service"
+
+
+def prepare_project(work: Path, name: str, estimator: str | None) -> Path:
+    project = bake(TEMPLATE, work / name)
     if estimator:
         params_file = project / "params.yaml"
         params = yaml.safe_load(params_file.read_text())

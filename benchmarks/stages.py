@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import yaml
-from serving import TEMPLATE, UV, run
+from serving import TEMPLATE, bake, prepare_project
 
 PACKAGE = "my_ml_service"
 # The pipeline's stages in order, then the drift check on the held-back batch's features.
@@ -33,14 +33,6 @@ COMMANDS = {
     "promote": ["promote"],
     "monitor": ["monitor", "--data", "batch.csv"],
 }
-
-
-def bake(template: Path, out: Path) -> Path:
-    run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-f", "-o", str(out), str(template)],
-        TEMPLATE,
-    )
-    return out / "my-ml-service"
 
 
 def base_package(commit: str, work: Path) -> Path:
@@ -92,9 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        project = bake(TEMPLATE, work / "head")
-        run(["make", "setup", f"UV={UV}"], project)
-        run([UV, "run", "--locked", "dvc", "repro"], project)
+        project = prepare_project(work, "head", None)
         write_batch(project)
         base = base_package(args.base, work)
         sides = {"base": base, "head": None}
