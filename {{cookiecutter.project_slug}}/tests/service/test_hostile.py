@@ -33,6 +33,8 @@ from .conftest import (
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 2  # the header and body timeouts this module's service runs with
+# A starved /health waits for the TIMEOUT_S read timeouts; a busy CI machine adds ~0.2 s spikes.
+STARVED_S = 0.5
 JSON = {"Content-Type": "application/json"}
 
 
@@ -72,6 +74,11 @@ def _health_latency(service: RunningService) -> float:
     with urllib.request.urlopen(f"{service.url}/health", timeout=5) as response:  # noqa: S310
         assert response.status == 200
     return time.perf_counter() - started
+
+
+def _health_median(service: RunningService, times: int = 5) -> float:
+    """The median, so one scheduling spike on a loaded machine is not read as starvation."""
+    return sorted(_health_latency(service) for _ in range(times))[times // 2]
 
 
 def _median_seconds(send: Callable[[], httpx.Response], times: int = 7) -> float:
@@ -134,7 +141,10 @@ def test_health_stays_fast_while_clients_loop_invalid_bodies(service: RunningSer
         stop.set()
         for client in clients:
             client.join(timeout=30)
-    assert max(latencies) < 0.2, f"/health took up to {max(latencies):.3f} s"
+    ranked = sorted(latencies)
+    median, p90 = ranked[len(ranked) // 2], ranked[len(ranked) * 9 // 10]
+    assert median < 0.2, f"/health took {median:.3f} s (median), {p90:.3f} s (p90)"
+    assert p90 < STARVED_S, f"/health took {p90:.3f} s (p90)"
 
 
 def test_endless_headers_are_refused_and_cost_no_memory(service: RunningService) -> None:
@@ -167,7 +177,7 @@ def test_endless_headers_are_refused_and_cost_no_memory(service: RunningService)
     assert max(durations) < 2, f"a connection was held {max(durations):.1f} s"
     growth_mib = (service.rss_kib() - before) / 1024
     assert growth_mib < 50, f"RSS grew {growth_mib:.0f} MiB"
-    assert _health_latency(service) < 0.2
+    assert _health_median(service) < STARVED_S
 
 
 @pytest.mark.parametrize(
@@ -191,7 +201,7 @@ def test_half_sent_requests_are_closed_after_the_timeout(service: RunningService
         connection = _connect(service)
         connection.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: appli")
         connections.append(connection)
-    assert _health_latency(service) < 0.2  # held connections do not starve the others
+    assert _health_median(service) < STARVED_S  # held connections do not starve the others
     time.sleep(TIMEOUT_S + 1)
     for connection in connections:
         connection.settimeout(5)
