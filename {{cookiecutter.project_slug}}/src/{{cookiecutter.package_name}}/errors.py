@@ -3,6 +3,7 @@
 The CLI prints an error as one line and exits with its code, never with a traceback.
 """
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -22,6 +23,12 @@ EXIT_CODES_HELP = (
     + "; ".join(f"{code.value} {code.name.lower()}" for code in ExitCode)
     + " (see errors.py)."
 )
+
+
+def listed(names: Sequence[str], limit: int = 5) -> str:
+    """Names for a one-line message: the first `limit`, then how many were left out."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 class ProjectError(Exception):

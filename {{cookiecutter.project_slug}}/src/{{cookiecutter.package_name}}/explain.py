@@ -279,7 +279,7 @@ def explain_file(
 
     from .bundle import model_inputs
     from .row_checks import checked_rows
-    from .tabular import read_table_chunks
+    from .tabular import read_table_chunks, require_features
 
     if max_rows < 1:
         raise ProjectError("--max-rows must be at least 1")
@@ -288,12 +288,7 @@ def explain_file(
     frame = next(iter(read_table_chunks(source, contract, max_rows)), None)
     if frame is None:
         frame = pd.DataFrame(columns=contract.feature_names)
-    missing = [name for name in contract.feature_names if name not in frame.columns]
-    if missing:
-        raise ProjectError(
-            f"{source}: missing contract columns {', '.join(missing[:5])}; fix: supply every "
-            "feature the contract names (extra columns are ignored)"
-        )
+    require_features(frame.columns, contract, source)
     features, reasons = checked_rows(frame, contract)
     good = (reasons == "").to_numpy()
     table = pd.DataFrame({"row": frame.index, "problem": reasons.to_numpy()})

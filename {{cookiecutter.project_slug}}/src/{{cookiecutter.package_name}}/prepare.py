@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import Contract
-from .errors import ProjectError
+from .errors import ProjectError, listed
 from .rows import production_split
 from .settings import Settings
 from .tabular import read_table
@@ -85,14 +85,14 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
     if missing:
         raise ProjectError(
             f"data.source {data.source!r} lacks the contract's feature(s) "
-            f"{', '.join(missing[:5])}; fix: correct the contract (`profile` proposes one) "
+            f"{listed(missing)}; fix: correct the contract (`profile` proposes one) "
             "or the data"
         )
     # Split by row key: a row (and any copy of it) is always on the same side.
     train, production = production_split(raw, settings, contract)
     # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
     # the same rows, so monitoring keeps comparing like with like.
-    labelled = read_labelled_batches(settings.monitor.labelled_dir, list(raw.columns))
+    labelled = read_labelled_batches(settings.monitor.labelled_dir, list(raw.columns), contract)
     if labelled is not None:
         raw = pd.concat([raw, labelled], ignore_index=True)
         train = pd.concat([train, labelled], ignore_index=True)
@@ -117,15 +117,23 @@ def publish_split(settings: Settings) -> None:
         os.replace(partial, published)  # a reader sees the old file or the new, never half
 
 
-def read_labelled_batches(folder: Path, columns: list[str]) -> pd.DataFrame | None:
-    """Every labelled batch `retrain` stored, in name (time) order; None if there is none."""
+def read_labelled_batches(
+    folder: Path, columns: list[str], contract: Contract
+) -> pd.DataFrame | None:
+    """Every labelled batch `retrain` stored, in name (time) order; None if there is none.
+
+    A batch holds the contract's columns only (what the service logs and labels carry): the
+    source's columns outside the contract stay blank in its rows.
+    """
+    required = [column.name for column in contract.columns]
     batches = []
     for path in sorted(folder.glob("*.csv")):
         batch = read_table(path)
-        if sorted(map(str, batch.columns)) != sorted(columns):
+        missing = [name for name in required if name not in set(map(str, batch.columns))]
+        if missing:
             raise ProjectError(
-                f"{path}: columns differ from the data source's ({', '.join(columns[:4])}, ...); "
+                f"{path}: lacks the contract's column(s) {listed(missing)}; "
                 "fix: move the file out of the labelled folder or correct its header"
             )
-        batches.append(batch[columns])
+        batches.append(batch.reindex(columns=columns))
     return pd.concat(batches, ignore_index=True) if batches else None

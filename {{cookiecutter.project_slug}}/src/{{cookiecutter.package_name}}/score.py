@@ -37,7 +37,7 @@ from .monitoring.records import (
     prediction_record,
 )
 from .row_checks import checked_rows
-from .tabular import PARQUET_SUFFIXES, RowSample, read_table_chunks
+from .tabular import PARQUET_SUFFIXES, RowSample, read_table_chunks, require_features
 from .task import Predictions
 
 REASON = "reason"
@@ -158,13 +158,8 @@ def _check_paths(job: ScoreJob) -> None:
 
 
 def _check_columns(chunk: pd.DataFrame, job: ScoreJob, champion: Champion) -> None:
+    require_features(chunk.columns, champion.contract, job.source)
     names = set(map(str, chunk.columns))
-    missing = [name for name in champion.contract.feature_names if name not in names]
-    if missing:
-        raise ProjectError(
-            f"{job.source}: missing contract columns {', '.join(missing[:5])}; "
-            "fix: supply every feature the contract names (extra columns are ignored)"
-        )
     unknown = [name for name in job.keep if name not in names]
     if unknown:
         raise ProjectError(f"--keep {unknown[0]}: no such column in {job.source}; fix: name one")

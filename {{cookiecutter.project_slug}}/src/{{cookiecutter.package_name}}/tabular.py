@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .contract import Contract
-from .errors import ProjectError
+from .errors import ProjectError, listed
 
 _SNIFF_BYTES = 8192
 _CHUNK_ROWS = 100_000
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# Separators spreadsheets export instead of commas; read as CSV, the whole header is one column.
+OTHER_SEPARATORS = (";", "\t", "|")
 
 
 class DataFileError(ProjectError):
@@ -97,11 +99,40 @@ def _csv_errors_named(path: Path) -> Iterator[None]:
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
 
 
+def _check_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Refuse a file read as one column whose name holds another separator (`a;b;c`)."""
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for separator in OTHER_SEPARATORS:
+            if separator in header:
+                raise DataFileError(
+                    f"{path}: read as one column named {header[:60]!r}: the file is separated by "
+                    f"{separator!r}, not commas; fix: save it as comma-separated CSV"
+                )
+    return frame
+
+
+def require_features(
+    columns: pd.Index,
+    contract: Contract,
+    source: Path | str,
+    error: type[ProjectError] = ProjectError,
+) -> None:
+    """Raise `error` unless `columns` hold every feature of the contract (others are ignored)."""
+    names = set(map(str, columns))
+    missing = [name for name in contract.feature_names if name not in names]
+    if missing:
+        raise error(
+            f"{source}: missing contract columns {listed(missing)}; "
+            "fix: supply every feature the contract names (extra columns are ignored)"
+        )
+
+
 def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
     _check_is_text(path)
     with _csv_errors_named(path):
-        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
+        frame = _check_separator(pd.read_csv(path, encoding="utf-8", low_memory=False), path)
     if contract is None:
         return frame
     return _typed(frame, path, contract)
@@ -152,6 +183,7 @@ def read_table_sample(
         pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks,
     ):
         for chunk in chunks:
+            _check_separator(chunk, path)
             chunk.index = pd.RangeIndex(total, total + len(chunk))
             total += len(chunk)
             sample.offer(chunk)
@@ -179,7 +211,8 @@ def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterat
             path, encoding="utf-8", dtype=text, low_memory=False, chunksize=chunk_rows
         ) as chunks,
     ):
-        yield from chunks
+        for chunk in chunks:
+            yield _check_separator(chunk, path)
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:

@@ -45,3 +45,31 @@ def test_the_split_is_published_only_after_the_gate(
     )
     run_prepare(smaller, contract)  # new data, not yet through the gate
     assert data.production_path.read_bytes() == before
+
+
+def test_labelled_batches_join_a_source_with_columns_outside_the_contract(
+    settings: Settings, contract: Contract, sample: pd.DataFrame, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`profile` leaves free text out of the contract; `retrain` stores the contract's columns
+    only. The batch joins the pool with that column blank; a batch lacking a contract column
+    is named."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "mine.csv"
+    sample.assign(comment="free text the contract leaves out").to_csv(source, index=False)
+    relaxed = contract.model_copy(update={"allow_extra_columns": True})
+    mine = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"source": str(source)})}
+    )
+    alone = run_prepare(mine, relaxed)
+    labelled = mine.monitor.labelled_dir
+    labelled.mkdir(parents=True)
+    batch = sample.head(7)[[column.name for column in contract.columns]]
+    batch.to_csv(labelled / "batch-1.csv", index=False)
+    joined = run_prepare(mine, relaxed)
+    assert joined.train_rows == alone.train_rows + 7
+    pool = pd.read_csv(mine.data.staged_dir / mine.data.train_path.name)
+    assert pool["comment"].isna().sum() == 7
+    batch.drop(columns=contract.feature_names[0]).to_csv(labelled / "batch-2.csv", index=False)
+    with pytest.raises(ProjectError, match=r"batch-2\.csv: lacks the contract's column\(s\) "):
+        run_prepare(mine, relaxed)

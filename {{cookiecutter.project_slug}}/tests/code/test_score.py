@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,12 @@ def test_existing_output_is_kept_and_a_failed_run_leaves_no_file(
     with pytest.raises(ProjectError, match="missing contract columns"):
         _score(failed, champion)
     assert not list((tmp_path / "failed").rglob("*.csv*"))
+    names = champion.contract.feature_names
+    featureless = tmp_path / "no-features.csv"
+    sample.drop(columns=names).assign(other=1).to_csv(featureless, index=False)
+    left_out = f" and {len(names) - 5} more;" if len(names) > 5 else ";"
+    with pytest.raises(ProjectError, match=re.escape(f"{', '.join(names[:5])}{left_out}")):
+        _score(_job(tmp_path / "failed", featureless), champion)
 
 
 # A contract with every column type, to hold the table checks to the API's rules.

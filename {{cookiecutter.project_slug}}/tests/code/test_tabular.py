@@ -55,6 +55,18 @@ def test_unreadable_files_are_named(tmp_path: Path, content: str | bytes, messag
     assert str(path) in str(raised.value)
 
 
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_file_separated_otherwise_than_by_commas_is_named(tmp_path: Path, separator: str) -> None:
+    path = write(tmp_path, f"size{separator}label\n1.5{separator}a\n")
+    named = rf"separated by {re.escape(repr(separator))}, not commas; fix: save it as comma"
+    with pytest.raises(DataFileError, match=named):
+        read_table(path)  # as `profile` reads it, before any contract
+    with pytest.raises(DataFileError, match=named):
+        next(tabular.read_table_chunks(path, CONTRACT, 10))  # as `score` reads it
+    with pytest.raises(DataFileError, match=named):
+        read_table_sample(path, CONTRACT, 10, seed=0)  # as `monitor --data` reads it
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="file not found"):
         read_table(tmp_path / "absent.csv", CONTRACT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -419,8 +420,37 @@ def test_a_batch_missing_contract_columns_is_named(
     path = tmp_path / "partial.csv"
     production.drop(columns=[dropped]).to_csv(path, index=False)
     with pytest.raises(
-        MonitoringInputError, match=rf"partial\.csv: missing contract columns {dropped}"
+        MonitoringInputError, match=rf"partial\.csv: missing contract columns {re.escape(dropped)}"
     ):
+        read_batch_window(path, contract, champion, MAX_ROWS, SEED)
+
+
+def out_of_contract(contract: Contract) -> tuple[str, object]:
+    """A feature and a value the contract refuses (above a numeric maximum, or an unknown code)."""
+    column = contract.features[0]
+    if column.is_numeric:
+        return column.name, (column.max if column.max is not None else 0) + 1e6
+    return column.name, "a code the contract does not allow"
+
+
+def test_rows_that_break_the_contract_are_left_out_of_a_batch_and_counted(
+    contract: Contract, champion: Champion, production: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The model never scores them, as the service would refuse them; the note says how many."""
+    name, value = out_of_contract(contract)
+    broken = production.astype({name: object})
+    broken.loc[broken.index[:2], name] = value
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    window = read_batch_window(path, contract, champion, MAX_ROWS, SEED)
+    assert len(window.frame) == len(production) - 2
+    assert window.rows_available == len(production)
+    (note,) = window.notes
+    assert f"2 of {len(production)} rows break the contract" in note
+    assert f"row 1: {name}: " in note
+    broken[name] = value
+    broken.to_csv(path, index=False)
+    with pytest.raises(MonitoringInputError, match=r"broken\.csv: no row matches the contract"):
         read_batch_window(path, contract, champion, MAX_ROWS, SEED)
 
 

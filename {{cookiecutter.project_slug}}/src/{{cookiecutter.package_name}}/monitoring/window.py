@@ -11,9 +11,16 @@ import pandas as pd
 
 from ..bundle import EVALUATION_FILE, Champion
 from ..contract import Contract
-from ..errors import MonitoringInputError
+from ..errors import MonitoringInputError, listed
+from ..row_checks import checked_rows
 from ..settings import Settings
-from ..tabular import DataFileError, apply_contract_types, read_table, read_table_sample
+from ..tabular import (
+    DataFileError,
+    apply_contract_types,
+    read_table,
+    read_table_sample,
+    require_features,
+)
 from .records import FEATURES, LOG_PATTERN, PREDICTION, PREDICTION_ID, PROBABILITIES, ROW
 
 
@@ -55,7 +62,7 @@ def _parse_log_line(line: str, path: Path, number: int, names: list[str]) -> dic
     missing = [name for name in names if name not in features]
     if missing:
         raise MonitoringInputError(
-            f"{path}:{number}: logged features lack {', '.join(missing[:5])} of the contract; "
+            f"{path}:{number}: logged features lack {listed(missing)} of the contract; "
             "fix: monitor only logs of a model served with this contract"
         )
     return {
@@ -128,25 +135,47 @@ def read_batch_window(
         frame, rows_in_file = read_table_sample(path, contract, max_rows, seed)
     except DataFileError as error:
         raise MonitoringInputError(str(error)) from None
-    missing = [name for name in contract.feature_names if name not in frame.columns]
-    if missing:
-        raise MonitoringInputError(
-            f"{path}: missing contract columns {', '.join(missing)}; "
-            "fix: supply every feature the contract names"
-        )
+    require_features(frame.columns, contract, path, MonitoringInputError)
     if frame.empty:
         raise MonitoringInputError(f"{path}: no rows; fix: supply a batch with data rows")
+    notes: list[str] = []
+    if rows_in_file > len(frame):
+        notes.append(
+            f"the batch's {rows_in_file} rows were sampled to {len(frame)} while reading "
+            "(monitor.max_rows, seeded) to bound time and memory"
+        )
+    frame, refused = _rows_the_service_takes(frame, contract, path)
+    if refused:
+        notes.append(refused)
     window = frame[contract.feature_names].copy()
     predictions, probabilities = predict(champion, window)
     window[PREDICTION] = predictions
     labels = frame[contract.target.name] if contract.target.name in frame.columns else None
-    notes: tuple[str, ...] = ()
-    if rows_in_file > len(window):
-        notes = (
-            f"the batch's {rows_in_file} rows were sampled to {len(window)} while reading "
-            "(monitor.max_rows, seeded) to bound time and memory",
+    return Window(window, str(path), rows_in_file, probabilities, labels, tuple(notes))
+
+
+def _rows_the_service_takes(
+    frame: pd.DataFrame, contract: Contract, path: Path
+) -> tuple[pd.DataFrame, str]:
+    """The rows the API would score (it refuses the others with a 422), and a note on the rest.
+
+    A broken row is left out as the service would leave it out, counted in the note: the model
+    never scores a value outside the contract, and the window is what production would log.
+    """
+    _, reasons = checked_rows(frame, contract)
+    bad = (reasons != "").to_numpy()
+    if not bad.any():
+        return frame, ""
+    first = f"row {int(bad.argmax()) + 1}: {reasons[bad].iloc[0]}"
+    if bad.all():
+        raise MonitoringInputError(
+            f"{path}: no row matches the contract ({first}); "
+            "fix: supply rows the service would accept (`score` writes each row's reason)"
         )
-    return Window(window, str(path), rows_in_file, probabilities, labels, notes)
+    return frame[~bad], (
+        f"{int(bad.sum())} of {len(frame)} rows break the contract and were left out, as the "
+        f"service would refuse them ({first}; `score` writes every row's reason)"
+    )
 
 
 def predict(champion: Champion, frame: pd.DataFrame) -> tuple[list[Any], pd.DataFrame | None]:
