@@ -63,6 +63,11 @@ def prepare() -> None:
     settings = load_settings()
     contract = load_contract(settings.contract_path)
     result = run_prepare(settings, contract)
+    if result.unlabelled_rows:
+        typer.echo(
+            f"note: left out {result.unlabelled_rows} rows of data.source without a "
+            f"{contract.target.name} (nothing to learn from or judge them by)"
+        )
     typer.echo(
         f"prepared {result.raw_rows} rows -> {settings.data.raw_path}; "
         f"training pool {result.train_rows} -> {settings.data.train_path}; "
@@ -91,9 +96,17 @@ def profile(
 
     if output is not None and output.exists() and not force:
         raise ProjectError(f"{output} already exists; fix: pass --force to replace it")
-    contract, skipped = propose_contract(read_table(csv), target, name or csv.stem, margin)
+    frame = read_table(csv)
+    contract, skipped = propose_contract(frame, target, name or csv.stem, margin)
     for reason in skipped:
         typer.echo(f"warning: left out {reason}", err=True)
+    unlabelled = int(frame[target].isna().sum())
+    if unlabelled:
+        typer.echo(
+            f"warning: {unlabelled} of {len(frame)} rows have no {target}; `prepare` leaves "
+            "them out (a model learns only from labelled rows)",
+            err=True,
+        )
     if output is None:
         typer.echo(dump_contract(contract), nl=False)
     else:

@@ -135,6 +135,16 @@ class Contract(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _check_target(self) -> Self:
+        if self.target.nullable:
+            raise ValueError(
+                f"target '{self.target.name}' is nullable, but a row without a label cannot be "
+                "learnt from or judged; fix: set its nullable to false (`prepare` leaves "
+                "unlabelled rows out and counts them)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_slices(self) -> Self:
         by_name = {column.name: column for column in self.features}
         for entry in self.slices:

@@ -51,6 +51,7 @@ class PrepareResult:
     raw_rows: int
     train_rows: int
     production_rows: int
+    unlabelled_rows: int = 0  # source rows without a target value, left out
 
 
 def load_source(source: str) -> pd.DataFrame:
@@ -88,6 +89,9 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
             f"{listed(missing)}; fix: correct the contract (`profile` proposes one) "
             "or the data"
         )
+    # A row without a label can be neither learnt from nor judged: left out, and counted.
+    unlabelled = raw[target].isna()
+    raw = raw[~unlabelled].reset_index(drop=True)
     # Split by row key: a row (and any copy of it) is always on the same side.
     train, production = production_split(raw, settings, contract)
     # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
@@ -101,7 +105,7 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
     # the reference `monitor` compares with and the rows `simulate` draws from.
     _write_csv(train, data.staged_dir / data.train_path.name)
     _write_csv(production, data.staged_dir / data.production_path.name)
-    return PrepareResult(len(raw), len(train), len(production))
+    return PrepareResult(len(raw), len(train), len(production), int(unlabelled.sum()))
 
 
 def publish_split(settings: Settings) -> None:

@@ -81,7 +81,9 @@ def propose_contract(
     if not features:
         raise ProjectError("no usable feature columns: every other column is free text or empty")
     # Columns left out stay in the CSV: the proposal must still validate the file it came from.
+    # Rows without a label are left out by `prepare`; the target itself is never null.
+    labelled = columns[target].model_copy(update={"nullable": False})
     contract = Contract(
-        name=name, target=columns[target], features=features, allow_extra_columns=bool(skipped)
+        name=name, target=labelled, features=features, allow_extra_columns=bool(skipped)
     )
     return contract, skipped

@@ -80,6 +80,20 @@ def test_profile_writes_a_loadable_contract(tmp_path: Path) -> None:
     )
 
 
+def test_profile_never_makes_the_target_nullable_and_counts_unlabelled_rows(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1.5,a\n2.5,\n3.5,b\n4.5,\n")
+    output = tmp_path / "contract.yaml"
+    result = run_cli("profile", str(data), "--target", "y", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert "target: {name: y, type: category, allowed: [a, b], nullable: false}" in (
+        output.read_text()
+    )
+    assert "warning: 2 of 4 rows have no y; `prepare` leaves them out" in result.stderr
+
+
 def _bare_environment(home: Path) -> dict[str, str]:
     """A user's shell: no CI or pytest variable (MLflow would then stay quiet by itself)."""
     return {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(home)}

@@ -84,6 +84,18 @@ def test_load_names_the_bad_field(tmp_path: Path) -> None:
         load_contract(path)
 
 
+def test_a_nullable_target_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """It used to pass the gate and end `train` in pandas' "boolean value of NA" traceback."""
+    path = tmp_path / "contract.yaml"
+    lines = dump_contract(small_contract()).splitlines()
+    target = next(index for index, line in enumerate(lines) if line.startswith("target:"))
+    lines[target] = lines[target].replace("nullable: false", "nullable: true")
+    path.write_text("\n".join(lines) + "\n")
+    fixed = r"target 'label' is nullable.*fix: set its nullable to false"
+    with pytest.raises(ProjectError, match=fixed):
+        load_contract(path)
+
+
 def test_load_reports_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="not found; fix: set contract_path"):
         load_contract(tmp_path / "absent.yaml")

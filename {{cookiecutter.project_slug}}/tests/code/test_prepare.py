@@ -73,3 +73,24 @@ def test_labelled_batches_join_a_source_with_columns_outside_the_contract(
     batch.drop(columns=contract.feature_names[0]).to_csv(labelled / "batch-2.csv", index=False)
     with pytest.raises(ProjectError, match=r"batch-2\.csv: lacks the contract's column\(s\) "):
         run_prepare(mine, relaxed)
+
+
+def test_rows_without_a_label_are_left_out_and_counted(
+    settings: Settings, contract: Contract, sample: pd.DataFrame, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "mine.csv"
+    target = contract.target.name
+    unlabelled = sample.astype({target: object})
+    unlabelled.loc[unlabelled.index[:3], target] = None
+    unlabelled.to_csv(source, index=False)
+    mine = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"source": str(source)})}
+    )
+    result = run_prepare(mine, contract)
+    assert result.unlabelled_rows == 3
+    assert result.raw_rows == len(sample) - 3
+    raw = pd.read_csv(mine.data.raw_path)
+    assert len(raw) == len(sample) - 3
+    assert raw[target].notna().all()

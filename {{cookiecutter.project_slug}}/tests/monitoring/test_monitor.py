@@ -260,7 +260,7 @@ def test_two_clients_repeating_a_request_id_each_get_their_own_labels(
     assert window.labels.notna().sum() == 4  # each prediction exactly one label: its own
     expected = settings.task.labels(rows[target]).tolist()
     assert settings.task.labels(window.labels).tolist() == expected
-    assert "refused 1 for predictions not in the window and 1 repeating" in window.notes[-1]
+    assert "refused 1 for predictions not in the window, 1 repeating" in window.notes[-1]
 
 
 def test_the_window_is_the_latest_rows_and_large_windows_are_sampled(
@@ -425,7 +425,7 @@ def test_a_batch_missing_contract_columns_is_named(
         read_batch_window(path, contract, champion, MAX_ROWS, SEED)
 
 
-def out_of_contract(contract: Contract) -> tuple[str, object]:
+def out_of_contract(contract: Contract) -> tuple[str, float | str]:
     """A feature and a value the contract refuses (above a numeric maximum, or an unknown code)."""
     column = contract.features[0]
     if column.is_numeric:
@@ -501,7 +501,7 @@ def test_a_drifted_batch_keeps_blank_categories_blank() -> None:
 def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> None:
     contract = Contract(
         name="coded",
-        target=Column(name="grade", type="category", allowed=["1", "3"], nullable=True),
+        target=Column(name="grade", type="category", allowed=["1", "3"]),
         features=[Column(name="size", type="float")],
     )
     logged = pd.DataFrame(
@@ -513,11 +513,17 @@ def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> No
         }
     )
     labels = tmp_path / "labels.csv"
-    labels.write_text("prediction_id,row,grade\nr,0,3\nr,1,\nr,2,1\n")  # read as 3.0, NaN, 1.0
-    joined = attach_labels(Window(logged, "log", 3), labels, contract).labels
-    assert joined is not None
-    assert joined.tolist()[::2] == ["3", "1"]
-    assert joined.isna().tolist() == [False, True, False]
+    # Read as 3.0, NaN, 1.0; the blank is no label, and a later label of row 1 still counts.
+    labels.write_text("prediction_id,row,grade\nr,0,3\nr,1,\nr,2,1\n")
+    window = attach_labels(Window(logged, "log", 3), labels, contract)
+    assert window.labels is not None
+    assert window.labels.tolist()[::2] == ["3", "1"]
+    assert window.labels.isna().tolist() == [False, True, False]
+    assert window.notes[-1].endswith("and 1 with a blank grade"), window.notes
+    labels.write_text("prediction_id,row,grade\nr,1,\nr,1,1\n")
+    window = attach_labels(Window(logged, "log", 3), labels, contract)
+    assert window.labels is not None
+    assert window.labels.tolist()[1] == "1"
 
 
 def test_a_quality_change_is_worded_by_its_direction() -> None:

@@ -225,6 +225,9 @@ def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Wind
             f"none of; fix: put the {contract.target.name} column in the batch itself"
         )
     labels = _label_file(labels_path, contract)
+    in_file = len(labels)
+    blank = labels[contract.target.name].isna()
+    labels = labels[~blank]  # no label: it must not hide a later label of the same prediction
     keys = _keys(labels)
     repeated = keys.duplicated(keep="first")
     truth = pd.Series(labels[contract.target.name].to_numpy(), index=keys)[~repeated]
@@ -235,15 +238,16 @@ def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Wind
     unknown = int((~truth.index.isin(window_keys)).sum())
     if joined.notna().sum() == 0:
         raise MonitoringInputError(
-            f"{labels_path}: none of its {len(labels)} labels matches a prediction in the window; "
+            f"{labels_path}: none of its {in_file} labels matches a prediction in the window; "
             "fix: label predictions from this log (the prediction_id each /predict answer gave)"
         )
     notes = window.notes
-    if unknown or repeated.any():
+    if unknown or repeated.any() or blank.any():
         notes = (
             *notes,
             f"labels: {int(joined.notna().sum())} joined; refused {unknown} for predictions not "
-            f"in the window and {int(repeated.sum())} repeating an already-labelled prediction",
+            f"in the window, {int(repeated.sum())} repeating an already-labelled prediction "
+            f"and {int(blank.sum())} with a blank {contract.target.name}",
         )
     return replace(window, labels=joined, notes=notes)
 
