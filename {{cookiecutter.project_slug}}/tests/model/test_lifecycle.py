@@ -40,6 +40,9 @@ from {{ cookiecutter.package_name }}.registry import (
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
+from {{ cookiecutter.package_name }}.task import (
+    load_class,
+)
 from {{ cookiecutter.package_name }}.train import (
     TrainResult,
     run_train,
@@ -272,6 +275,29 @@ def with_search(settings: Settings, search: dict[str, object]) -> Settings:
     return type(settings).model_validate(values)
 
 
+def two_values_to_search(settings: Settings) -> tuple[str, list[object]]:
+    """Two values of the first searched name the estimator takes: small, quick and enough to
+    tell trials apart. A space left from another estimator (yours may differ from the
+    template's) falls back to a numeric hyperparameter you set, doubled."""
+    train = settings.train
+    accepted = load_class(settings.task.estimators[train.estimator])().get_params()
+    for name, space in train.search.space.items():
+        if name in accepted:
+            if space.choices:
+                return name, list(space.choices[:2])
+            if space.integer:
+                return name, [int(space.low or 0), int(space.high or 1)]
+            return name, [space.low, space.high]
+    numeric = {
+        name: value
+        for name, value in train.hyperparameters.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    }
+    assert numeric, "give train.search.space a name your estimator takes"
+    name, value = next(iter(numeric.items()))
+    return name, [value, value * 2]
+
+
 def test_a_search_nests_its_trials_and_registers_the_best(
     workspace: Path, settings: Settings, contract: Contract
 ) -> None:
@@ -283,15 +309,7 @@ def test_a_search_nests_its_trials_and_registers_the_best(
     )
 
     base = configured(settings)
-    # Two values of the first searched name: small, quick and enough to tell trials apart.
-    name, space = next(iter(base.train.search.space.items()))
-    choices = (
-        space.choices[:2]
-        if space.choices
-        else [space.low, space.high]
-        if not space.integer
-        else [int(space.low or 0), int(space.high or 1)]
-    )
+    name, choices = two_values_to_search(base)
     search = {"trials": 4, "space": {name: {"choices": choices}}}
     searching = with_search(base, search)
     run_prepare(searching, contract)
