@@ -116,7 +116,11 @@ def _describe(  # noqa: PLR0911 - one branch per expectation type
     if kind == "expect_column_to_exist":
         return "column is missing"
     if kind == "expect_table_row_count_to_be_between":
-        return f"has {observed} rows; at least {kwargs.get('min_value')} are required"
+        return (
+            f"has {observed} rows; at least {kwargs.get('min_value')} are required "
+            "(validation.min_rows); fix: supply more rows, or lower validation.min_rows in "
+            "params.yaml knowing the figures get noisier"
+        )
     if kind == "expect_table_columns_to_match_set":
         details = result.get("details", {}).get("mismatched", {})
         parts = [

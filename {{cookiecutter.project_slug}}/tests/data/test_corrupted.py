@@ -85,7 +85,11 @@ def run_gate(
         (text_in_numbers, "expect_column_values_to_be_in_type_list", "2 of {rows} rows are not"),
         (out_of_range, "expect_column_values_to_be_between", "3 of {rows} rows are outside"),
         (nulls, "expect_column_values_to_not_be_null", "4 of {rows} rows are null"),
-        (too_few_rows, "expect_table_row_count_to_be_between", "has 5 rows; at least"),
+        (
+            too_few_rows,
+            "expect_table_row_count_to_be_between",
+            "has 5 rows; at least {min_rows} are required (validation.min_rows); fix: supply more",
+        ),
     ],
     ids=["missing-column", "wrong-type", "out-of-range", "nulls", "too-few-rows"],
 )
@@ -101,7 +105,9 @@ def test_corruption_fails_with_the_right_message(
     outcome = run_gate(corrupt, sample, contract, settings, tmp_path)
     assert not outcome.success
     failure = next(f for f in outcome.failures if f.check == check)
-    assert problem.format(rows=outcome.rows) in failure.problem
+    assert problem.format(rows=outcome.rows, min_rows=settings.validation.min_rows) in (
+        failure.problem
+    )
     assert failure.problem in format_outcome(outcome)
 
 
