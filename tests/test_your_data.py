@@ -3,8 +3,9 @@ on a dataset that is not its sample, with no edit under src/.
 
 The dataset is built here from scikit-learn's wine data (not either bundled sample): three
 cultivars as string labels, a text category, an integer code that pandas reads as floats
-(a blank beside it) and blanks in a numeric column. The classification project predicts the
-cultivar (multiclass); the regression project predicts the alcohol content.
+(a blank beside it), blanks in a numeric column, a column name with regex characters, free
+text the contract leaves out, duplicate rows and rows without a label. The classification
+project predicts the cultivar (multiclass); the regression project predicts the alcohol content.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TARGETS = {"classification": "cultivar", "regression": "alcohol"}
 MAKE_DATASET = """
 import sys
 import numpy as np
+import pandas as pd
 from sklearn.datasets import load_wine
 
 frame = load_wine(as_frame=True).frame.rename(columns=lambda name: name.replace("/", "_"))
@@ -44,6 +46,11 @@ frame["cellar"] = np.where(frame["proline"] > 750, "north", "south")
 frame["vintage_band"] = (frame["color_intensity"] // 3 + 1).clip(1, 4)
 for column in ("cellar", "vintage_band", "magnesium"):
     frame.loc[rng.random(len(frame)) < 0.05, column] = np.nan
+frame = frame.rename(columns={"od280_od315_of_diluted_wines": "od280/od315 (diluted)"})
+frame["tasting_note"] = [f"note {row}: {'dry' if row % 3 else 'round'}" for row in frame.index]
+frame = pd.concat([frame, frame.iloc[:4]], ignore_index=True)  # duplicate rows
+frame.loc[[10, 70, 140], "cultivar"] = np.nan  # no label: a feature's blanks, or left out
+frame.loc[[20, 90, 160], "alcohol"] = np.nan
 frame.to_csv(sys.argv[1], index=False)
 """
 
@@ -80,10 +87,15 @@ def swapped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     profile = (
         commands[1].replace("data/external/mine.csv", DATASET).replace("<column>", TARGETS[task])
     )
-    run(["bash", "-c", profile.replace("uv run", f"{uv_executable()} run --locked", 1)], project)
+    profiled = run(
+        ["bash", "-c", profile.replace("uv run", f"{uv_executable()} run --locked", 1)], project
+    )
+    assert "left out tasting_note: free text" in profiled, profiled
+    assert f"3 of 182 rows have no {TARGETS[task]}" in profiled, profiled
     set_params(project, DATASET)  # steps 3-4
     pipeline = run(["make", "pipeline", f"UV={uv_executable()}"], project)  # step 6
     assert "is the new champion" in pipeline
+    assert "left out 3 rows of data.source without a" in pipeline
     return project
 
 
@@ -150,6 +162,12 @@ def test_the_service_monitor_and_project_tests_follow(swapped: Path) -> None:
     )
     assert changed["drifted_columns"], changed
     assert ", ".join(changed["drifted_columns"]) in drifted.stdout
+    # The README's loop closes on data with columns outside the contract (the free text).
+    labels = "data/simulated/drifted-1.labels.csv"
+    retrained = run_unchecked([*cli, "retrain", "--labels", labels], swapped)
+    assert retrained.returncode in (0, 1), retrained.stdout + retrained.stderr  # 1: gate refused
+    assert "labelled rows as batch" in retrained.stdout, retrained.stdout + retrained.stderr
+    assert "Data and pipelines are up to date." in run([*cli[:-1], "dvc", "status"], swapped)
 
     tests = run_unchecked(["make", "test-fast", f"UV={uv_executable()}"], swapped, timeout=1500)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
