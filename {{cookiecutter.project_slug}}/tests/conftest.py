@@ -27,6 +27,7 @@ from {{ cookiecutter.package_name }}.onnx_model import (
 )
 from {{ cookiecutter.package_name }}.prepare import (
     SKLEARN_PREFIX,
+    labelled_only,
     load_source,
 )
 from {{ cookiecutter.package_name }}.settings import (
@@ -72,7 +73,7 @@ def sample(
 ) -> pd.DataFrame:
     """The project's data as every stage reads it: prepare's export, typed by the contract."""
     path = tmp_path_factory.mktemp("sample") / "sample.csv"
-    load_source(settings.data.source).to_csv(path, index=False)
+    labelled_only(load_source(settings.data.source), contract).to_csv(path, index=False)
     return read_table(path, contract)
 
 

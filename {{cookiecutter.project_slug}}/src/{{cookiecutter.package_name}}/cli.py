@@ -91,6 +91,7 @@ def profile(
 ) -> None:
     """Propose a data contract from a CSV; review it, then point contract_path at it."""
     from .contract import dump_contract, save_contract
+    from .metrics import BINARY
     from .profile import propose_contract
     from .tabular import read_table
 
@@ -100,6 +101,13 @@ def profile(
     contract, skipped = propose_contract(frame, target, name or csv.stem, margin)
     for reason in skipped:
         typer.echo(f"warning: left out {reason}", err=True)
+    classes = contract.target.allowed or []
+    if len(classes) == BINARY:
+        typer.echo(
+            f"note: {classes[-1]!r} is the positive class (f1, precision, recall, roc_auc); "
+            f"to make it {classes[0]!r}, list that one last in target.allowed",
+            err=True,
+        )
     unlabelled = int(frame[target].isna().sum())
     if unlabelled:
         typer.echo(

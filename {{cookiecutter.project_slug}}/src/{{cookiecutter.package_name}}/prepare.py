@@ -67,6 +67,11 @@ def load_source(source: str) -> pd.DataFrame:
     return read_table(Path(source))
 
 
+def labelled_only(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The rows with a label: a row without one can be neither learnt from nor judged."""
+    return frame[frame[contract.target.name].notna()].reset_index(drop=True)
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
@@ -89,9 +94,9 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
             f"{listed(missing)}; fix: correct the contract (`profile` proposes one) "
             "or the data"
         )
-    # A row without a label can be neither learnt from nor judged: left out, and counted.
-    unlabelled = raw[target].isna()
-    raw = raw[~unlabelled].reset_index(drop=True)
+    in_source = len(raw)
+    raw = labelled_only(raw, contract)
+    unlabelled = in_source - len(raw)
     # Split by row key: a row (and any copy of it) is always on the same side.
     train, production = production_split(raw, settings, contract)
     # Labelled production traffic (`retrain`) joins the training pool; the held-back batch stays
@@ -105,7 +110,7 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
     # the reference `monitor` compares with and the rows `simulate` draws from.
     _write_csv(train, data.staged_dir / data.train_path.name)
     _write_csv(production, data.staged_dir / data.production_path.name)
-    return PrepareResult(len(raw), len(train), len(production), int(unlabelled.sum()))
+    return PrepareResult(len(raw), len(train), len(production), unlabelled)
 
 
 def publish_split(settings: Settings) -> None:

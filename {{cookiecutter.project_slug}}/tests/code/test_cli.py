@@ -92,6 +92,9 @@ def test_profile_never_makes_the_target_nullable_and_counts_unlabelled_rows(
         output.read_text()
     )
     assert "warning: 2 of 4 rows have no y; `prepare` leaves them out" in result.stderr
+    assert "note: 'b' is the positive class (f1, precision, recall, roc_auc); to make it 'a', " in (
+        result.stderr
+    )
 
 
 def _bare_environment(home: Path) -> dict[str, str]:
