@@ -138,7 +138,8 @@ def read_labelled_batches(
     batches = []
     for path in sorted(folder.glob("*.csv")):
         batch = read_table(path)
-        missing = [name for name in required if name not in set(map(str, batch.columns))]
+        present = set(map(str, batch.columns))
+        missing = [name for name in required if name not in present]
         if missing:
             raise ProjectError(
                 f"{path}: lacks the contract's column(s) {listed(missing)}; "

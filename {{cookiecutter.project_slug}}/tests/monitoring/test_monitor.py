@@ -447,7 +447,7 @@ def test_rows_that_break_the_contract_are_left_out_of_a_batch_and_counted(
     assert window.rows_available == len(production)
     (note,) = window.notes
     assert f"2 of {len(production)} rows break the contract" in note
-    assert f"row 1: {name}: " in note
+    assert f"row 0: {name}: " in note
     broken[name] = value
     broken.to_csv(path, index=False)
     with pytest.raises(MonitoringInputError, match=r"broken\.csv: no row matches the contract"):

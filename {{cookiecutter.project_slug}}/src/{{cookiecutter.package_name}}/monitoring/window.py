@@ -166,7 +166,8 @@ def _rows_the_service_takes(
     bad = (reasons != "").to_numpy()
     if not bad.any():
         return frame, ""
-    first = f"row {int(bad.argmax()) + 1}: {reasons[bad].iloc[0]}"
+    # Numbered as `score` numbers rows: by position in the file, from 0, sampled or not.
+    first = f"row {frame.index[bad][0]}: {reasons[bad].iloc[0]}"
     if bad.all():
         raise MonitoringInputError(
             f"{path}: no row matches the contract ({first}); "
