@@ -79,10 +79,13 @@ def _score(job: ScoreJob, champion: Champion) -> ScoreResult:
 def _broken(sample: pd.DataFrame, champion: Champion) -> tuple[pd.DataFrame, dict[int, str]]:
     """The sample with one problem planted in some rows, and the field each names."""
     frame = sample[champion.contract.feature_names].astype(object).copy()
-    numeric = next(column for column in champion.contract.features if column.is_numeric)
+    features = champion.contract.features
+    numeric = next(column for column in features if column.is_numeric)
+    # A blank where the contract forbids one (your data may allow blanks in this column).
+    required = next((column for column in features if not column.nullable), numeric)
     planted = {
         3: (numeric.name, "not a number"),
-        10: (numeric.name, None),
+        10: (required.name, None if not required.nullable else "not a value"),
         11: (numeric.name, 1e12 if numeric.max is None else numeric.max * 10 + 1),
     }
     for row, (name, value) in planted.items():

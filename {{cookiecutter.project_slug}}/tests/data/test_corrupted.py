@@ -48,7 +48,10 @@ def out_of_range(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def nulls(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    frame.loc[frame.index[:4], first_numeric(contract)] = None
+    """Blanks where the contract forbids them: a feature's, or the target's if all may be null."""
+    required = next((column for column in contract.features if not column.nullable), None)
+    name = contract.target.name if required is None else required.name
+    frame.loc[frame.index[:4], name] = None
     return frame
 
 
