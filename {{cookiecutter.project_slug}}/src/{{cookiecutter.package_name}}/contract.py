@@ -27,6 +27,7 @@ HEADER = """\
 #     type                float | int | category
 #     description         what the column measures (API docs, model card)
 #     nullable            true: blanks allowed; the API takes null but still requires the field
+#                         (features only: rows without a target value are left out by prepare)
 #     min, max            numbers only: the accepted range (the gate and the API enforce it)
 #     allowed             categories only: every accepted value, as text ("3" for the code 3,
 #                         which clients may send as 3, 3.0 or "3")

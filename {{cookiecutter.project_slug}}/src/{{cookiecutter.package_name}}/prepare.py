@@ -132,7 +132,8 @@ def read_labelled_batches(
     """Every labelled batch `retrain` stored, in name (time) order; None if there is none.
 
     A batch holds the contract's columns only (what the service logs and labels carry): the
-    source's columns outside the contract stay blank in its rows.
+    source's columns outside the contract stay blank in its rows (so an integer one among them
+    is written as floats in data/raw; training reads the contract's columns only).
     """
     required = [column.name for column in contract.columns]
     batches = []

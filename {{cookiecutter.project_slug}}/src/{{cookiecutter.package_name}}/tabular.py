@@ -34,6 +34,7 @@ def _check_is_text(path: Path) -> None:
         raise DataFileError(
             f"{path}: not a CSV file (binary content); expected comma-separated text"
         )
+    _check_separator(head.split(b"\n", 1)[0].decode("utf-8", errors="replace"), path)
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -99,17 +100,20 @@ def _csv_errors_named(path: Path) -> Iterator[None]:
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
 
 
-def _check_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Refuse a file read as one column whose name holds another separator (`a;b;c`)."""
-    if len(frame.columns) == 1:
-        header = str(frame.columns[0])
-        for separator in OTHER_SEPARATORS:
-            if separator in header:
-                raise DataFileError(
-                    f"{path}: read as one column named {header[:60]!r}: the file is separated by "
-                    f"{separator!r}, not commas; fix: save it as comma-separated CSV"
-                )
-    return frame
+def _check_separator(header: str, path: Path) -> None:
+    """Refuse a header line without a comma that holds another separator (`a;b;c`).
+
+    Checked on the raw line, before parsing: with decimal commas (`1,5;2,3`) pandas would fail
+    on the rows first and blame the CSV, not the separator.
+    """
+    if "," in header:
+        return
+    for separator in OTHER_SEPARATORS:
+        if separator in header:
+            raise DataFileError(
+                f"{path}: the header {header[:60]!r} is separated by {separator!r}, not "
+                "commas; fix: save it as comma-separated CSV"
+            )
 
 
 def require_features(
@@ -132,7 +136,7 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
     _check_is_text(path)
     with _csv_errors_named(path):
-        frame = _check_separator(pd.read_csv(path, encoding="utf-8", low_memory=False), path)
+        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
     if contract is None:
         return frame
     return _typed(frame, path, contract)
@@ -183,7 +187,6 @@ def read_table_sample(
         pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks,
     ):
         for chunk in chunks:
-            _check_separator(chunk, path)
             chunk.index = pd.RangeIndex(total, total + len(chunk))
             total += len(chunk)
             sample.offer(chunk)
@@ -211,8 +214,7 @@ def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterat
             path, encoding="utf-8", dtype=text, low_memory=False, chunksize=chunk_rows
         ) as chunks,
     ):
-        for chunk in chunks:
-            yield _check_separator(chunk, path)
+        yield from chunks
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:

@@ -55,9 +55,20 @@ def test_unreadable_files_are_named(tmp_path: Path, content: str | bytes, messag
     assert str(path) in str(raised.value)
 
 
-@pytest.mark.parametrize("separator", [";", "\t", "|"])
-def test_a_file_separated_otherwise_than_by_commas_is_named(tmp_path: Path, separator: str) -> None:
-    path = write(tmp_path, f"size{separator}label\n1.5{separator}a\n")
+@pytest.mark.parametrize(
+    ("separator", "content"),
+    [
+        (";", "size;label\n1.5;a\n"),
+        (";", "size;label\n1,5;a\n2,25;b\n"),  # decimal commas: pandas fails on the rows
+        ("\t", "size\tlabel\n1.5\ta\n"),
+        ("|", "size|label\n1.5|a, with a comma\n"),
+    ],
+    ids=["semicolon", "semicolon-decimal-comma", "tab", "pipe"],
+)
+def test_a_file_separated_otherwise_than_by_commas_is_named(
+    tmp_path: Path, separator: str, content: str
+) -> None:
+    path = write(tmp_path, content)
     named = rf"separated by {re.escape(repr(separator))}, not commas; fix: save it as comma"
     with pytest.raises(DataFileError, match=named):
         read_table(path)  # as `profile` reads it, before any contract

@@ -278,7 +278,8 @@ def with_search(settings: Settings, search: dict[str, object]) -> Settings:
 def two_values_to_search(settings: Settings) -> tuple[str, list[object]]:
     """Two values of the first searched name the estimator takes: small, quick and enough to
     tell trials apart. A space left from another estimator (yours may differ from the
-    template's) falls back to a numeric hyperparameter you set, doubled."""
+    template's) falls back to a numeric hyperparameter you set and another value: half a
+    fraction (up to 1), double anything else."""
     train = settings.train
     accepted = load_class(settings.task.estimators[train.estimator])().get_params()
     for name, space in train.search.space.items():
@@ -295,7 +296,7 @@ def two_values_to_search(settings: Settings) -> tuple[str, list[object]]:
     }
     assert numeric, "give train.search.space a name your estimator takes"
     name, value = next(iter(numeric.items()))
-    return name, [value, value * 2]
+    return name, [value, value / 2 if isinstance(value, float) and value <= 1 else value * 2]
 
 
 def test_a_search_nests_its_trials_and_registers_the_best(

@@ -425,33 +425,21 @@ def test_a_batch_missing_contract_columns_is_named(
         read_batch_window(path, contract, champion, MAX_ROWS, SEED)
 
 
-def out_of_contract(contract: Contract) -> tuple[str, float | str]:
-    """A feature and a value the contract refuses (above a numeric maximum, or an unknown code)."""
-    column = contract.features[0]
-    if column.is_numeric:
-        return column.name, (column.max if column.max is not None else 0) + 1e6
-    return column.name, "a code the contract does not allow"
-
-
-def test_rows_that_break_the_contract_are_left_out_of_a_batch_and_counted(
+def test_rows_that_break_the_contract_are_counted_and_kept_for_the_checks(
     contract: Contract, champion: Champion, production: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """The model never scores them, as the service would refuse them; the note says how many."""
-    name, value = out_of_contract(contract)
+    """The note says how many the service would refuse; the drift and data checks still see
+    them (a broken feed is what they exist to catch)."""
+    name = contract.features[0].name
     broken = production.astype({name: object})
-    broken.loc[broken.index[:2], name] = value
+    broken.loc[broken.index[:2], name] = "not a value"  # no number, no code of the contract
     path = tmp_path / "broken.csv"
     broken.to_csv(path, index=False)
     window = read_batch_window(path, contract, champion, MAX_ROWS, SEED)
-    assert len(window.frame) == len(production) - 2
-    assert window.rows_available == len(production)
+    assert len(window.frame) == len(production)
     (note,) = window.notes
     assert f"2 of {len(production)} rows break the contract" in note
-    assert f"row 0: {name}: " in note
-    broken[name] = value
-    broken.to_csv(path, index=False)
-    with pytest.raises(MonitoringInputError, match=r"broken\.csv: no row matches the contract"):
-        read_batch_window(path, contract, champion, MAX_ROWS, SEED)
+    assert f"(row 0: {name}: 'not a value' is not " in note
 
 
 def test_missing_categories_do_not_break_the_drift_report(settings: Settings) -> None:
@@ -524,6 +512,10 @@ def test_labels_coded_as_numbers_match_the_predicted_codes(tmp_path: Path) -> No
     window = attach_labels(Window(logged, "log", 3), labels, contract)
     assert window.labels is not None
     assert window.labels.tolist()[1] == "1"
+    labels.write_text("prediction_id,row,grade\nr,0,\nr,1,\n")
+    blank = "all 2 labels are blank; fix: fill in the grade"
+    with pytest.raises(MonitoringInputError, match=blank):
+        attach_labels(Window(logged, "log", 3), labels, contract)
 
 
 def test_a_quality_change_is_worded_by_its_direction() -> None:

@@ -144,9 +144,9 @@ def read_batch_window(
             f"the batch's {rows_in_file} rows were sampled to {len(frame)} while reading "
             "(monitor.max_rows, seeded) to bound time and memory"
         )
-    frame, refused = _rows_the_service_takes(frame, contract, path)
-    if refused:
-        notes.append(refused)
+    broken = _broken_rows_note(frame, contract)
+    if broken:
+        notes.append(broken)
     window = frame[contract.feature_names].copy()
     predictions, probabilities = predict(champion, window)
     window[PREDICTION] = predictions
@@ -154,28 +154,21 @@ def read_batch_window(
     return Window(window, str(path), rows_in_file, probabilities, labels, tuple(notes))
 
 
-def _rows_the_service_takes(
-    frame: pd.DataFrame, contract: Contract, path: Path
-) -> tuple[pd.DataFrame, str]:
-    """The rows the API would score (it refuses the others with a 422), and a note on the rest.
+def _broken_rows_note(frame: pd.DataFrame, contract: Contract) -> str:
+    """A note counting the rows the service would refuse (422), naming the first one's problem.
 
-    A broken row is left out as the service would leave it out, counted in the note: the model
-    never scores a value outside the contract, and the window is what production would log.
+    They stay in the window: blanks, values out of range and unknown codes are what the data
+    checks and the drift tests exist to see.
     """
     _, reasons = checked_rows(frame, contract)
     bad = (reasons != "").to_numpy()
     if not bad.any():
-        return frame, ""
+        return ""
     # Numbered as `score` numbers rows: by position in the file, from 0, sampled or not.
     first = f"row {frame.index[bad][0]}: {reasons[bad].iloc[0]}"
-    if bad.all():
-        raise MonitoringInputError(
-            f"{path}: no row matches the contract ({first}); "
-            "fix: supply rows the service would accept (`score` writes each row's reason)"
-        )
-    return frame[~bad], (
-        f"{int(bad.sum())} of {len(frame)} rows break the contract and were left out, as the "
-        f"service would refuse them ({first}; `score` writes every row's reason)"
+    return (
+        f"{int(bad.sum())} of {len(frame)} rows break the contract, which the service would "
+        f"refuse ({first}); `score` writes every row's reason"
     )
 
 
@@ -228,6 +221,11 @@ def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Wind
     labels = _label_file(labels_path, contract)
     in_file = len(labels)
     blank = labels[contract.target.name].isna()
+    if blank.all():
+        raise MonitoringInputError(
+            f"{labels_path}: all {in_file} labels are blank; fix: fill in the "
+            f"{contract.target.name} column"
+        )
     labels = labels[~blank]  # no label: it must not hide a later label of the same prediction
     keys = _keys(labels)
     repeated = keys.duplicated(keep="first")
