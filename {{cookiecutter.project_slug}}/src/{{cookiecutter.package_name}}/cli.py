@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from .errors import EXIT_CODES_HELP, ExitCode, ProjectError
+from .errors import EXIT_CODES_HELP, DataValidationError, ExitCode, ProjectError
 from .privacy import opt_out
 
 if TYPE_CHECKING:  # pandas behind score.py: imported by the command, not by --help
@@ -141,7 +141,6 @@ def validate(
 ) -> None:
     """Check data against the contract with Great Expectations; exit 1 if it breaks it."""
     from .contract import load_contract
-    from .errors import DataValidationError
     from .prepare import publish_split
     from .settings import load_settings
     from .validate import format_outcome, validate_file
@@ -426,6 +425,14 @@ def score(
     shards: Annotated[
         int, typer.Option(help="Split the rows over this many shards (names get -INDEX-of-N).")
     ] = 1,
+    max_rejected: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Exit 1 (after writing both files) when a larger share of rows is rejected.",
+        ),
+    ] = 0.5,
     force: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
     """Score a file with the champion in bounded memory; rows that break the contract go to rejects.
@@ -450,7 +457,11 @@ def score(
         seed=settings.monitor.seed,
         force=force,
     )
-    _print_scored(run_score(job, champion, _progress_printer()), job)
+    result = run_score(job, champion, _progress_printer())
+    _print_scored(result, job)
+    refused = result.too_many_rejected(max_rejected, job.rejects)
+    if refused is not None:
+        raise DataValidationError(refused)
 
 
 @app.command()
@@ -669,7 +680,12 @@ def retrain(
     settings = load_settings()
     contract = load_contract(settings.contract_path)
     if data is not None:
-        rows = labelled_file(data, contract)
+        rows, unlabelled = labelled_file(data, contract)
+        if unlabelled:
+            typer.echo(
+                f"note: {unlabelled} row(s) of {data} have no {contract.target.name} value "
+                "and were left out"
+            )
     else:
         assert labels is not None  # noqa: S101 - checked above  # nosec B101
         window = labelled_log(settings, contract, labels, log)

@@ -6,11 +6,19 @@ schema and the drift monitor.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import ProjectError
 from .settings import describe_validation_error
@@ -50,12 +58,22 @@ HEADER = """\
 """.format(package=__name__.partition(".")[0])
 
 
+def nfc(name: str) -> str:
+    """`name` in Unicode's composed form (NFC): editors and systems write "é" either way."""
+    return unicodedata.normalize("NFC", name)
+
+
+# A column's name as every file reader names it (tabular.py): "é" typed as "e" and a combining
+# accent is the same column.
+ColumnName = Annotated[str, Field(min_length=1), AfterValidator(nfc)]
+
+
 class Column(BaseModel):
     """One column of the data: its type, whether it may be null, and the values it may take."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
+    name: ColumnName
     type: ColumnType
     description: str = ""
     nullable: bool = False
@@ -89,7 +107,7 @@ class Slice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str = Field(min_length=1)
+    column: ColumnName
     bands: list[float] | None = None
     description: str = ""
 

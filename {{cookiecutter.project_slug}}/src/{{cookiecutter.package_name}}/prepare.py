@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from .contract import Contract
-from .errors import ProjectError, listed
+from .errors import ProjectError
 from .rows import production_split
 from .settings import Settings
-from .tabular import read_table
+from .tabular import read_table, require_columns
 
 SKLEARN_PREFIX = "sklearn:"
 
@@ -87,13 +87,8 @@ def run_prepare(settings: Settings, contract: Contract) -> PrepareResult:
             f"data.source {data.source!r} has no target column {target!r}; "
             "fix: set target.name in the data contract"
         )
-    missing = [name for name in contract.feature_names if name not in raw.columns]
-    if missing:
-        raise ProjectError(
-            f"data.source {data.source!r} lacks the contract's feature(s) "
-            f"{listed(missing)}; fix: correct the contract (`profile` proposes one) "
-            "or the data"
-        )
+    fix = "correct the contract (`profile` proposes one) or the data"
+    require_columns(raw.columns, contract.feature_names, f"data.source {data.source!r}", fix)
     in_source = len(raw)
     raw = labelled_only(raw, contract)
     unlabelled = in_source - len(raw)
@@ -139,12 +134,7 @@ def read_labelled_batches(
     batches = []
     for path in sorted(folder.glob("*.csv")):
         batch = read_table(path)
-        present = set(map(str, batch.columns))
-        missing = [name for name in required if name not in present]
-        if missing:
-            raise ProjectError(
-                f"{path}: lacks the contract's column(s) {listed(missing)}; "
-                "fix: move the file out of the labelled folder or correct its header"
-            )
+        fix = "move the file out of the labelled folder or correct its header"
+        require_columns(batch.columns, required, path, fix)
         batches.append(batch.reindex(columns=columns))
     return pd.concat(batches, ignore_index=True) if batches else None

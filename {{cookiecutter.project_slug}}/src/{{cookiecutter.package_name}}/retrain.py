@@ -27,9 +27,10 @@ from .errors import ProjectError, QualityGateError
 from .monitoring.records import PREDICTION
 from .monitoring.window import Window
 from .pipeline import run_pipeline
+from .prepare import labelled_only
 from .rows import row_keys
 from .settings import Settings
-from .tabular import read_table
+from .tabular import read_table, require_columns
 from .task import Task
 
 
@@ -133,14 +134,22 @@ def labelled_rows(window: Window, contract: Contract) -> pd.DataFrame:
     return rows.drop(columns=[PREDICTION], errors="ignore").reset_index(drop=True)
 
 
-def labelled_file(path: Path, contract: Contract) -> pd.DataFrame:
-    """A labelled CSV's contract columns (features and target); a missing one is named."""
+def labelled_file(path: Path, contract: Contract) -> tuple[pd.DataFrame, int]:
+    """A labelled CSV's contract columns in its rows with a label, and how many had none.
+
+    A row without a label is left out (counted), as `prepare` leaves it out of the source.
+    """
     rows = read_table(path, contract)
-    names = [column.name for column in (*contract.features, contract.target)]
-    missing = [name for name in names if name not in rows.columns]
-    if missing:
-        raise ProjectError(f"{path}: missing columns {', '.join(missing)}; fix: add them")
-    return rows[names]
+    names = [column.name for column in contract.columns]
+    fix = "give the file the contract's features and its target (extra columns are ignored)"
+    require_columns(rows.columns, names, path, fix)
+    labelled = labelled_only(rows[names], contract)
+    if labelled.empty and len(rows):
+        raise ProjectError(
+            f"{path}: none of its {len(rows)} rows has a {contract.target.name} value; "
+            "fix: fill in the labels"
+        )
+    return labelled, len(rows) - len(labelled)
 
 
 def champion_version(settings: Settings) -> int | None:

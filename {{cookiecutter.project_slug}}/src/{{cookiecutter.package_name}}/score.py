@@ -27,6 +27,7 @@ import orjson
 import pandas as pd
 
 from .bundle import Champion
+from .contract import Contract
 from .errors import ProjectError
 from .monitoring.records import (
     MODEL_VERSION,
@@ -37,7 +38,13 @@ from .monitoring.records import (
     prediction_record,
 )
 from .row_checks import checked_rows
-from .tabular import PARQUET_SUFFIXES, RowSample, read_table_chunks, require_features
+from .tabular import (
+    PARQUET_SUFFIXES,
+    RowSample,
+    apply_contract_types,
+    read_table_chunks,
+    require_features,
+)
 from .task import Predictions
 
 REASON = "reason"
@@ -92,6 +99,19 @@ class ScoreResult:
     prediction_id: str
     log_file: Path | None
 
+    def too_many_rejected(self, limit: float, rejects: Path) -> str | None:
+        """Why the run failed its input (more than `limit` of the rows rejected); None if not.
+
+        Both files are written either way: the reasons are in the reject file.
+        """
+        if self.rejected <= limit * self.rows:
+            return None
+        return (
+            f"{self.rejected:,} of {self.rows:,} rows ({self.rejected / self.rows:.0%}) broke "
+            f"the data contract, more than --max-rejected ({limit:.0%}); fix: see the reason "
+            f"beside each row in {rejects} (or raise --max-rejected)"
+        )
+
 
 def answer_columns(predictions: Predictions) -> dict[str, Any]:
     """The prediction (and each class's probability) as output columns."""
@@ -100,6 +120,16 @@ def answer_columns(predictions: Predictions) -> dict[str, Any]:
         for index, label in enumerate(predictions.classes):
             columns[f"{PROBABILITY_PREFIX}{label}"] = predictions.probabilities[:, index]
     return columns
+
+
+def rejected_rows(rows: pd.DataFrame, reasons: pd.Series, contract: Contract) -> pd.DataFrame:
+    """Rejected rows as the reject file holds them: row number, the columns read, the reason.
+
+    Typed as the contract reads them: a blank turns an int column into floats when read, and
+    its 7 would otherwise be written back as 7.0.
+    """
+    typed = apply_contract_types(rows.copy(), contract).astype(object)
+    return typed.assign(**{REASON: reasons}).rename_axis(ROW).reset_index()
 
 
 class _Table:
@@ -225,8 +255,7 @@ class _Run:
         good = (reasons == "").to_numpy()
         self.rows += len(chunk)
         if not good.all():
-            bad = chunk[~good].astype(object).assign(**{REASON: reasons[~good]})
-            self.rejects.write(bad.rename_axis(ROW).reset_index())
+            self.rejects.write(rejected_rows(chunk[~good], reasons[~good], self.champion.contract))
             self.rejected += int((~good).sum())
         if good.any():
             self._score(chunk, features[good])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .contract import Contract
+from .contract import Contract, nfc
 from .errors import ProjectError, listed
 
 _SNIFF_BYTES = 8192
@@ -100,6 +100,12 @@ def _csv_errors_named(path: Path) -> Iterator[None]:
         raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
 
 
+def _nfc_header(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its column names in the contract's Unicode form (`contract.nfc`)."""
+    frame.columns = [nfc(name) if isinstance(name, str) else name for name in frame.columns]
+    return frame
+
+
 def _check_separator(header: str, path: Path) -> None:
     """Refuse a header line without a comma that holds another separator (`a;b;c`).
 
@@ -116,27 +122,37 @@ def _check_separator(header: str, path: Path) -> None:
             )
 
 
+def require_columns(
+    columns: Iterable[object],
+    required: Sequence[str],
+    source: Path | str,
+    fix: str,
+    error: type[ProjectError] = ProjectError,
+    kind: str = "contract columns",
+) -> None:
+    """Raise `error` naming the `required` columns missing from `columns`, and the fix."""
+    present = set(map(str, columns))
+    missing = [name for name in required if name not in present]
+    if missing:
+        raise error(f"{source}: missing {kind} {listed(missing)}; fix: {fix}")
+
+
 def require_features(
-    columns: pd.Index,
+    columns: Iterable[object],
     contract: Contract,
     source: Path | str,
     error: type[ProjectError] = ProjectError,
 ) -> None:
     """Raise `error` unless `columns` hold every feature of the contract (others are ignored)."""
-    names = set(map(str, columns))
-    missing = [name for name in contract.feature_names if name not in names]
-    if missing:
-        raise error(
-            f"{source}: missing contract columns {listed(missing)}; "
-            "fix: supply every feature the contract names (extra columns are ignored)"
-        )
+    fix = "supply every feature the contract names (extra columns are ignored)"
+    require_columns(columns, contract.feature_names, source, fix, error)
 
 
 def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
     _check_is_text(path)
     with _csv_errors_named(path):
-        frame = pd.read_csv(path, encoding="utf-8", low_memory=False)
+        frame = _nfc_header(pd.read_csv(path, encoding="utf-8", low_memory=False))
     if contract is None:
         return frame
     return _typed(frame, path, contract)
@@ -186,7 +202,7 @@ def read_table_sample(
         _csv_errors_named(path),
         pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks,
     ):
-        for chunk in chunks:
+        for chunk in map(_nfc_header, chunks):
             chunk.index = pd.RangeIndex(total, total + len(chunk))
             total += len(chunk)
             sample.offer(chunk)
@@ -214,7 +230,7 @@ def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterat
             path, encoding="utf-8", dtype=text, low_memory=False, chunksize=chunk_rows
         ) as chunks,
     ):
-        yield from chunks
+        yield from map(_nfc_header, chunks)
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -233,7 +249,7 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataFileError(f"{path}: not a readable Parquet file ({error})") from None
     start = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows):
-        frame = batch.to_pandas()
+        frame = _nfc_header(batch.to_pandas())
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yield frame

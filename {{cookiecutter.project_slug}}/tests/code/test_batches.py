@@ -30,6 +30,7 @@ from {{ cookiecutter.package_name }}.errors import (
     ProjectError,
 )
 from {{ cookiecutter.package_name }}.retrain import (
+    labelled_file,
     new_rows,
 )
 from {{ cookiecutter.package_name }}.settings import (
@@ -218,3 +219,25 @@ def test_a_batch_of_one_class_is_stored(
     target = contract.target.name
     same = rows[rows[target].astype(str) == str(rows.loc[0, target])].reset_index(drop=True)
     assert store_batch(local, contract, same).rows == len(same)
+
+
+def test_a_labelled_file_leaves_out_rows_without_a_label_and_counts_them(
+    rows: pd.DataFrame, contract: Contract, tmp_path: Path
+) -> None:
+    """`retrain --data` drops unlabelled rows as `prepare` does, instead of refusing the batch."""
+    target = contract.target.name
+    path = tmp_path / "labelled.csv"
+    blank = rows.astype({target: object})
+    blank.loc[[1, 4], target] = None
+    blank.assign(note="free text").to_csv(path, index=False)
+    kept, unlabelled = labelled_file(path, contract)
+    assert unlabelled == 2
+    assert len(kept) == len(rows) - 2
+    assert list(kept.columns) == [column.name for column in contract.columns]
+    assert kept[target].notna().all()
+    blank.assign(**{target: None}).to_csv(path, index=False)
+    with pytest.raises(ProjectError, match=rf"none of its {len(rows)} rows has a"):
+        labelled_file(path, contract)
+    rows.drop(columns=[target]).to_csv(path, index=False)
+    with pytest.raises(ProjectError, match=rf"labelled\.csv: missing contract columns {target}"):
+        labelled_file(path, contract)

@@ -71,7 +71,7 @@ def test_labelled_batches_join_a_source_with_columns_outside_the_contract(
     pool = pd.read_csv(mine.data.staged_dir / mine.data.train_path.name)
     assert pool["comment"].isna().sum() == 7
     batch.drop(columns=contract.feature_names[0]).to_csv(labelled / "batch-2.csv", index=False)
-    with pytest.raises(ProjectError, match=r"batch-2\.csv: lacks the contract's column\(s\) "):
+    with pytest.raises(ProjectError, match=r"batch-2\.csv: missing contract columns "):
         run_prepare(mine, relaxed)
 
 

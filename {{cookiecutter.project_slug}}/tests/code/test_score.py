@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import (
     row_checks,
@@ -21,6 +22,9 @@ from {{ cookiecutter.package_name }}.api.schemas import (
 from {{ cookiecutter.package_name }}.bundle import (
     Champion,
     load_champion,
+)
+from {{ cookiecutter.package_name }}.cli import (
+    app,
 )
 from {{ cookiecutter.package_name }}.contract import (
     Column,
@@ -44,10 +48,12 @@ from {{ cookiecutter.package_name }}.score import (
     ScoreJob,
     ScoreResult,
     Shard,
+    rejected_rows,
     run_score,
 )
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
+    env_var_name,
 )
 from {{ cookiecutter.package_name }}.tabular import (
     read_table_chunks,
@@ -129,6 +135,72 @@ def test_bad_rows_go_to_rejects_with_the_field_and_none_is_lost(
     assert sorted([*output["row"], *rejects["row"]]) == list(range(len(frame)))
     assert (output["id"] == output["row"]).all()  # --keep carries the caller's id across
     assert (result.scored, result.rejected) == (len(frame) - len(planted), len(planted))
+
+
+def test_a_run_that_rejects_more_than_the_limit_says_so_with_both_files_written(
+    tmp_path: Path, sample: pd.DataFrame, champion: Champion
+) -> None:
+    frame, planted = _broken(sample, champion)
+    source = tmp_path / "batch.csv"
+    frame.head(max(planted) + 1).to_csv(source, index=False)
+    job = _job(tmp_path, source)
+    result = _score(job, champion)
+    share = len(planted) / result.rows
+    assert result.too_many_rejected(share, job.rejects) is None
+    refused = result.too_many_rejected(share / 2, job.rejects)
+    assert refused is not None
+    assert refused.startswith(f"{len(planted)} of {result.rows} rows")
+    assert "--max-rejected" in refused
+    assert str(job.rejects) in refused
+    assert job.output.is_file()
+    assert job.rejects.is_file()
+
+
+def test_the_command_exits_1_when_most_rows_are_rejected(
+    tmp_path: Path,
+    sample: pd.DataFrame,
+    champion: Champion,
+    champion_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scheduled job must fail on a broken input file, not report success."""
+    monkeypatch.setenv(env_var_name(("registry", "export_dir")), str(champion_bundle))
+    contract = champion.contract
+    numeric = next(column for column in contract.features if column.is_numeric)
+    frame = sample[contract.feature_names].head(10).astype(object)
+    frame.loc[:5, numeric.name] = "n/a"  # 6 of 10 rows
+    source = tmp_path / "batch.csv"
+    frame.to_csv(source, index=False)
+    command = ["score", str(source), "-o", str(tmp_path / "out.csv"), "--log-rows", "0"]
+    refused = CliRunner().invoke(app, command)
+    assert refused.exit_code == 1, refused.output
+    assert "6 of 10 rows (60%) broke the data contract, more than --max-rejected (50%)" in (
+        refused.output
+    )
+    assert "Traceback" not in refused.output
+    assert len(pd.read_csv(tmp_path / "batch.rejects.csv")) == 6  # written all the same
+    allowed = CliRunner().invoke(app, [*command, "--force", "--max-rejected", "0.6"])
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_a_rejected_row_is_written_with_the_values_it_came_with() -> None:
+    """An int column with a blank is read as floats; the reject file still says 99999999."""
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["a", "b"]),
+        features=[
+            Column(name="count", type="int", nullable=True, max=10),
+            Column(name="size", type="float"),
+        ],
+    )
+    rows = pd.DataFrame({"count": [99999999.0, None], "size": [1.5, 2.0]}, index=[4, 9])
+    reasons = pd.Series(["count: too large", "count: blank"], index=rows.index)
+    written = rejected_rows(rows, reasons, contract).to_csv(index=False)
+    assert written.splitlines() == [
+        "row,count,size,reason",
+        "4,99999999,1.5,count: too large",
+        "9,,2.0,count: blank",
+    ], written
 
 
 def test_chunks_and_shards_change_nothing_but_who_scores_what(

@@ -18,7 +18,9 @@ from {{ cookiecutter.package_name }}.contract import (
 from {{ cookiecutter.package_name }}.tabular import (
     DataFileError,
     read_table,
+    read_table_chunks,
     read_table_sample,
+    require_features,
 )
 
 CONTRACT = Contract(
@@ -159,3 +161,25 @@ def test_a_header_only_file_samples_to_no_rows(tmp_path: Path) -> None:
     assert rows == 0
     assert sample.empty
     assert list(sample.columns) == ["size", "count", "label"]
+
+
+def test_a_name_typed_in_either_unicode_form_is_the_same_column(tmp_path: Path) -> None:
+    """An "é" is one character or "e" plus a combining accent, depending on the editor: the same
+    column, not one missing and one extra."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["a", "b"]),
+        features=[Column(name=decomposed, type="float")],
+        slices=[{"column": decomposed, "bands": [2.0]}],
+    )
+    assert contract.feature_names == [composed]
+    assert contract.slices[0].column == composed
+    path = write(tmp_path, f"{decomposed},label\n1.5,a\n2.5,b\n")
+    for frame in (
+        read_table(path, contract),
+        read_table_sample(path, contract, 1, 0)[0],
+        next(read_table_chunks(path, contract, 10)),
+    ):
+        assert list(frame.columns) == [composed, "label"]
+        require_features(frame.columns, contract, path)

@@ -391,7 +391,7 @@ def test_a_small_window_a_missing_reference_and_foreign_labels_are_refused(
         attach_labels(logged, foreign, contract)
     no_target = tmp_path / "no_target.csv"
     pd.DataFrame({"prediction_id": ["x"]}).to_csv(no_target, index=False)
-    with pytest.raises(MonitoringInputError, match=r"no_target\.csv: label file lacks column"):
+    with pytest.raises(MonitoringInputError, match=r"no_target\.csv: missing columns "):
         attach_labels(logged, no_target, contract)
 
 

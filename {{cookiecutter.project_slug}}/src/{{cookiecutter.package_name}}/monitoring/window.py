@@ -19,6 +19,7 @@ from ..tabular import (
     apply_contract_types,
     read_table,
     read_table_sample,
+    require_columns,
     require_features,
 )
 from .records import FEATURES, LOG_PATTERN, PREDICTION, PREDICTION_ID, PROBABILITIES, ROW
@@ -188,13 +189,12 @@ def _label_file(labels_path: Path, contract: Contract) -> pd.DataFrame:
         labels = read_table(labels_path)
     except DataFileError as error:
         raise MonitoringInputError(str(error)) from None
-    missing = [column for column in (PREDICTION_ID, target) if column not in labels.columns]
-    if missing:
-        raise MonitoringInputError(
-            f"{labels_path}: label file lacks column(s) {', '.join(missing)}; "
-            f"fix: give it the columns {PREDICTION_ID} (from the /predict answer), {ROW} "
-            f"(optional, default 0) and {target}"
-        )
+    fix = (
+        f"give it the columns {PREDICTION_ID} (from the /predict answer), {ROW} (optional, "
+        f"default 0) and {target}"
+    )
+    required = [PREDICTION_ID, target]
+    require_columns(labels.columns, required, labels_path, fix, MonitoringInputError, "columns")
     if ROW not in labels.columns:
         labels[ROW] = 0
     # Typed as the training data is: a code read as 3.0 beside a blank is the class "3".
