@@ -3,9 +3,10 @@ on a dataset that is not its sample, with no edit under src/.
 
 The dataset is built here from scikit-learn's wine data (not either bundled sample): three
 cultivars as string labels, a text category, an integer code that pandas reads as floats
-(a blank beside it), blanks in a numeric column, a column name with regex characters, free
-text the contract leaves out, duplicate rows and rows without a label. The classification
-project predicts the cultivar (multiclass); the regression project predicts the alcohol content.
+(a blank beside it), blanks in a numeric column, a column name with regex characters, one
+with a decomposed accent (e + U+0301, as some editors write "é"), free text the contract
+leaves out, duplicate rows and rows without a label. The classification project predicts
+the cultivar (multiclass); the regression project predicts the alcohol content.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ frame["cellar"] = np.where(frame["proline"] > 750, "north", "south")
 frame["vintage_band"] = (frame["color_intensity"] // 3 + 1).clip(1, 4)
 for column in ("cellar", "vintage_band", "magnesium"):
     frame.loc[rng.random(len(frame)) < 0.05, column] = np.nan
-frame = frame.rename(columns={"od280_od315_of_diluted_wines": "od280/od315 (diluted)"})
+renamed = {"od280_od315_of_diluted_wines": "od280/od315 (diluted)", "hue": "teinte\u0301e"}
+frame = frame.rename(columns=renamed)  # regex characters; an accent typed as e + U+0301
 frame["tasting_note"] = [f"note {row}: {'dry' if row % 3 else 'round'}" for row in frame.index]
 frame = pd.concat([frame, frame.iloc[:4]], ignore_index=True)  # duplicate rows
 frame.loc[[10, 70, 140], "cultivar"] = np.nan  # no label: a feature's blanks, or left out
@@ -116,6 +118,7 @@ def test_the_contract_describes_the_new_data(swapped: Path) -> None:
     )
     assert "{name: cellar, type: category, nullable: true, allowed: [north, south]}" in contract
     assert re.search(r"\{name: magnesium, type: int, nullable: true", contract)
+    assert "{name: teint\u00e9e, type: float" in contract  # one form for every reader (NFC)
     card = (swapped / "models/champion/model_card.md").read_text()
     assert "Dataset `wine`:" in card
     assert "- `cellar` (category, nullable)" in card

@@ -367,7 +367,8 @@ def _progress_printer() -> Callable[[int, int, int], None]:
     return show
 
 
-def _print_scored(result: ScoreResult, job: ScoreJob) -> None:
+def _report_scored(result: ScoreResult, job: ScoreJob, max_rejected: float) -> None:
+    """What the run did; a gate error (exit 1, files kept) when too many rows were rejected."""
     rate = result.rows / max(result.seconds, 1e-9) * 60
     typer.echo(
         f"\rscored {result.scored:,} of {result.rows:,} rows with v{result.model_version} in "
@@ -379,6 +380,9 @@ def _print_scored(result: ScoreResult, job: ScoreJob) -> None:
             f"logged {result.logged:,} of them for monitoring -> {result.log_file} "
             f"(prediction_id {result.prediction_id})"
         )
+    refused = result.too_many_rejected(max_rejected, job.rejects)
+    if refused is not None:
+        raise DataValidationError(refused)
 
 
 def _scoring_champion(settings: Settings) -> Champion:
@@ -426,12 +430,7 @@ def score(
         int, typer.Option(help="Split the rows over this many shards (names get -INDEX-of-N).")
     ] = 1,
     max_rejected: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Exit 1 (after writing both files) when a larger share of rows is rejected.",
-        ),
+        float, typer.Option(min=0.0, max=1.0, help="Exit 1 above this share of rejected rows.")
     ] = 0.5,
     force: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
@@ -457,11 +456,7 @@ def score(
         seed=settings.monitor.seed,
         force=force,
     )
-    result = run_score(job, champion, _progress_printer())
-    _print_scored(result, job)
-    refused = result.too_many_rejected(max_rejected, job.rejects)
-    if refused is not None:
-        raise DataValidationError(refused)
+    _report_scored(run_score(job, champion, _progress_printer()), job, max_rejected)
 
 
 @app.command()

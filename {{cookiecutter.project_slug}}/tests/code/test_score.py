@@ -168,7 +168,7 @@ def test_the_command_exits_1_when_most_rows_are_rejected(
     contract = champion.contract
     numeric = next(column for column in contract.features if column.is_numeric)
     frame = sample[contract.feature_names].head(10).astype(object)
-    frame.loc[:5, numeric.name] = "n/a"  # 6 of 10 rows
+    frame.loc[:5, numeric.name] = "not a number"  # 6 of 10 rows
     source = tmp_path / "batch.csv"
     frame.to_csv(source, index=False)
     command = ["score", str(source), "-o", str(tmp_path / "out.csv"), "--log-rows", "0"]
