@@ -335,10 +335,13 @@ def _score_paths(
 ) -> tuple[Path, Path]:
     """The output and reject files (default: reports/score/NAME.predictions.csv, .rejects.csv).
 
-    A shard of several adds -INDEX-of-COUNT to both names, so a Job's pods never collide.
+    The rejects are named after the output (OUT.rejects.csv), so two runs on one input with two
+    outputs never share a reject file. A shard of several adds -INDEX-of-COUNT to both names, so
+    a Job's pods never collide.
     """
     output = output or Path("reports/score") / f"{source.stem}.predictions.csv"
-    rejects = rejects or output.with_name(f"{source.stem}.rejects.csv")
+    stem = output.stem.removesuffix(".predictions")
+    rejects = rejects or output.with_name(f"{stem}.rejects.csv")
     if shard[1] == 1:
         return output, rejects
     mark = f"-{shard[0]}-of-{shard[1]}"

@@ -30,6 +30,19 @@ def _shown(value: object) -> str:
     return text[: SHOWN_CHARACTERS - 3] + "..."
 
 
+def _not_numbers(values: pd.Series) -> pd.Series:
+    """Which values are True/False or times, which the API refuses as numbers.
+
+    pandas would turn them into 1/0 and nanoseconds. A whole column of them comes typed (a
+    Parquet bool, a CSV chunk holding True only).
+    """
+    if values.dtype.kind in "bmM":
+        return pd.Series(True, index=values.index)
+    if values.dtype == object:
+        return values.map(lambda value: isinstance(value, bool | np.bool_)).astype(bool)
+    return pd.Series(False, index=values.index)
+
+
 def _numbers(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashable, str]]:
     """`values` as floats, and each bad row's problem."""
     present = values.notna()
@@ -40,7 +53,7 @@ def _numbers(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashabl
         for row, value in values[mask].items():
             problems.setdefault(row, f"{column.name}: {_shown(value)} {message}")
 
-    flag(present & numbers.isna(), "is not a number")
+    flag(present & (numbers.isna() | _not_numbers(values)), "is not a number")
     flag(numbers.abs() == np.inf, "is not a finite number")
     if column.type == "int":
         flag(numbers.notna() & (numbers % 1 != 0), "is not a whole number")
@@ -66,6 +79,17 @@ def _codes(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashable,
         for row, value in values[bad].items()
     }
     return text, problems
+
+
+def label_problems(labels: pd.Series, contract: Contract) -> dict[Hashable, str]:
+    """Each label's problem: not a class of the contract, or not a number.
+
+    A number outside the target's training range is no problem: a shifted target is what
+    monitoring with labels exists to measure.
+    """
+    target = contract.target.model_copy(update={"min": None, "max": None})
+    present = labels.dropna()
+    return (_numbers if target.is_numeric else _codes)(target, present)[1]
 
 
 def checked_rows(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Series]:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -129,7 +131,14 @@ def rejected_rows(rows: pd.DataFrame, reasons: pd.Series, contract: Contract) ->
     its 7 would otherwise be written back as 7.0.
     """
     typed = apply_contract_types(rows.copy(), contract).astype(object)
+    typed = typed.rename(columns=input_names(typed.columns, (ROW, REASON)))
     return typed.assign(**{REASON: reasons}).rename_axis(ROW).reset_index()
+
+
+def input_names(columns: Iterable[object], taken: Iterable[str]) -> dict[object, str]:
+    """New names for input columns that an output column of score's would overwrite."""
+    reserved = set(taken)
+    return {name: f"{name} (input)" for name in columns if str(name) in reserved}
 
 
 class _Table:
@@ -183,6 +192,8 @@ def _check_paths(job: ScoreJob) -> None:
     for path in (job.output, job.rejects):
         if path.resolve() == source:
             raise ProjectError(f"{path} is the input file; fix: write the results elsewhere")
+        if path.is_dir():
+            raise ProjectError(f"{path} is a folder; fix: name a file in it")
         if path.exists() and not job.force:
             raise ProjectError(f"{path} already exists; fix: pass --force to replace it")
 
@@ -241,6 +252,7 @@ class _Run:
         self.classes: tuple[str, ...] = ()
         self.read = self.rows = self.scored = self.rejected = 0
         self.columns: list[str] = []
+        self._empty = pd.DataFrame()
 
     def take(self, chunk: pd.DataFrame) -> None:
         """Check, score and write one chunk."""
@@ -248,6 +260,7 @@ class _Run:
         if not self.columns:
             _check_columns(chunk, job, self.champion)
             self.columns = list(chunk.columns)
+            self._empty = chunk.iloc[:0]  # the input's columns and types, for empty outputs
         self.read += len(chunk)
         if job.shard.count > 1:
             chunk = chunk[chunk.index % job.shard.count == job.shard.index]
@@ -262,25 +275,66 @@ class _Run:
 
     def _score(self, chunk: pd.DataFrame, valid: pd.DataFrame) -> None:
         predicted = self.champion.predict_arrays(valid)
-        frame = pd.DataFrame({ROW: valid.index}, index=valid.index)
-        for name in self.job.keep:
-            frame[name] = chunk.loc[valid.index, name]
-        frame[PREDICTION_ID] = self.prediction_id
-        frame[MODEL_VERSION] = self.champion.version
-        self.output.write(frame.assign(**answer_columns(predicted)))
+        self.output.write(self._answered(chunk.loc[valid.index], predicted))
         if self.sample.size:  # features and answers side by side, names kept apart
             answers = pd.DataFrame(answer_columns(predicted), index=valid.index)
             self.sample.offer(pd.concat([valid, answers], axis=1, keys=[_FEATURES, _ANSWERS]))
             self.classes = predicted.classes
         self.scored += len(valid)
 
+    def _answered(self, rows: pd.DataFrame, predicted: Predictions) -> pd.DataFrame:
+        """The output rows: row number, kept columns, the ids, the answers."""
+        frame = pd.DataFrame({ROW: rows.index.to_numpy(dtype="int64")}, index=rows.index)
+        answers = answer_columns(predicted)
+        renamed = input_names(self.job.keep, [ROW, PREDICTION_ID, MODEL_VERSION, *answers])
+        for name in self.job.keep:  # a kept column never overwrites an answer
+            frame[renamed.get(name, name)] = rows[name]
+        ids = {PREDICTION_ID: self.prediction_id, MODEL_VERSION: self.champion.version}
+        for name, value in ids.items():
+            frame[name] = pd.Series(value, index=rows.index, dtype=object)
+        return frame.assign(**answers)
+
+    def _no_answers(self) -> Predictions:
+        """The answers of no row, typed: a shard without rows writes the same columns."""
+        classes = tuple(str(label) for label in getattr(self.champion.pipeline, "classes_", ()))
+        if not classes:
+            return Predictions(np.empty(0))
+        return Predictions(np.empty(0, dtype=object), np.empty((0, len(classes))), classes)
+
     def finish(self) -> None:
         """Header-only files where nothing was written, so every run leaves both files."""
         if self.rejects.empty:
-            self.rejects.write(pd.DataFrame(columns=[ROW, *self.columns, REASON]))
+            no_reasons = pd.Series([], dtype=object)
+            self.rejects.write(rejected_rows(self._empty, no_reasons, self.champion.contract))
         if self.output.empty:
-            columns = [ROW, *self.job.keep, PREDICTION_ID, MODEL_VERSION, PREDICTION]
-            self.output.write(pd.DataFrame(columns=columns))
+            frame = self._answered(self._empty, self._no_answers())
+            # Text columns as text, not "null" (a Parquet shard read with the others must match).
+            text = {name: "string" for name in frame.columns if frame[name].dtype == object}
+            self.output.write(frame.astype(text))
+
+
+@contextmanager
+def _os_errors_named() -> Iterator[None]:
+    """A file that cannot be read or written is one line naming it (the partial files are gone)."""
+    try:
+        yield
+    except OSError as error:
+        raise ProjectError(
+            f"{error.filename or 'a file'}: {error.strerror or error}; fix: make the input "
+            "readable and the output folders writable, or choose other paths"
+        ) from None
+
+
+def _read_and_score(run: _Run, progress: Callable[[int, int, int], None]) -> None:
+    job = run.job
+    for path in (job.output, job.rejects):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    for chunk in read_table_chunks(job.source, run.champion.contract, job.chunk_rows):
+        run.take(chunk)
+        progress(run.rows, run.scored, run.rejected)
+    if not run.read:
+        raise ProjectError(f"{job.source}: no rows; fix: supply a file with data rows")
+    run.finish()
 
 
 def run_score(
@@ -288,29 +342,23 @@ def run_score(
 ) -> ScoreResult:
     """Score `job.source` with `champion`; `progress(rows, scored, rejected)` after each chunk."""
     _check_paths(job)
-    for path in (job.output, job.rejects):
-        path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     run = _Run(job, champion)
-    try:
-        for chunk in read_table_chunks(job.source, champion.contract, job.chunk_rows):
-            run.take(chunk)
-            progress(run.rows, run.scored, run.rejected)
-        if not run.read:
-            raise ProjectError(f"{job.source}: no rows; fix: supply a file with data rows")
-        run.finish()
-    except BaseException:
+    with _os_errors_named():
+        try:
+            _read_and_score(run, progress)
+        except BaseException:
+            for table in (run.output, run.rejects):
+                table.close(publish=False)
+            raise
         for table in (run.output, run.rejects):
-            table.close(publish=False)
-        raise
-    for table in (run.output, run.rejects):
-        table.close(publish=True)
-    ids = (run.prediction_id, f"score:{job.source.name}")
-    logged = len(run.sample.frame)
-    log_file = None
-    if logged:
-        rows = _sampled_rows(run.sample, champion, run.classes)
-        log_file = _write_log(job, rows, ids, champion.version)
+            table.close(publish=True)
+        logged = len(run.sample.frame)
+        log_file = None
+        if logged:
+            ids = (run.prediction_id, f"score:{job.source.name}")
+            rows = _sampled_rows(run.sample, champion, run.classes)
+            log_file = _write_log(job, rows, ids, champion.version)
     return ScoreResult(
         run.rows,
         run.scored,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +25,38 @@ class DataFileError(ProjectError):
     """A data file that cannot be read as a CSV table."""
 
 
-def _check_is_text(path: Path) -> None:
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a folder, not a file; fix: name the data file in it")
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
+
+
+def _check_unique(names: Iterable[str], path: Path) -> None:
+    """Refuse a repeated column name: which copy is meant cannot be guessed.
+
+    pandas would read the first copy as the column and rename the others.
+    """
+    counts = Counter(nfc(name) for name in names if name)
+    repeated = [repr(name) for name, count in counts.items() if count > 1]
+    if repeated:
+        raise DataFileError(
+            f"{path}: the header repeats column {listed(repeated)}; fix: give each column its "
+            "own name, keeping the copy you mean"
+        )
+
+
+def _check_header(head: bytes, path: Path) -> None:
+    """Check the header line: commas as separators, each name once."""
+    line, newline, _ = head.partition(b"\n")
+    header = line.decode("utf-8-sig", errors="replace").rstrip("\r")
+    _check_separator(header, path)
+    names = next(csv.reader([header]), [])
+    _check_unique(names if newline else names[:-1], path)  # a cut last name is not a name
+
+
+def _check_is_text(path: Path) -> None:
+    _check_is_file(path)
     if path.stat().st_size == 0:
         raise DataFileError(f"{path}: file is empty (0 bytes); expected a CSV with a header row")
     with path.open("rb") as stream:
@@ -34,7 +65,7 @@ def _check_is_text(path: Path) -> None:
         raise DataFileError(
             f"{path}: not a CSV file (binary content); expected comma-separated text"
         )
-    _check_separator(head.split(b"\n", 1)[0].decode("utf-8", errors="replace"), path)
+    _check_header(head, path)
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -134,7 +165,16 @@ def require_columns(
     present = set(map(str, columns))
     missing = [name for name in required if name not in present]
     if missing:
-        raise error(f"{source}: missing {kind} {listed(missing)}; fix: {fix}")
+        near = _near(missing, present)
+        raise error(f"{source}: missing {kind} {listed(missing)}{near}; fix: {fix}")
+
+
+def _near(missing: list[str], present: set[str]) -> str:
+    """A hint naming the columns that differ from missing ones only by spaces or case."""
+    loose = {name.strip().casefold(): name for name in present}
+    keys = (name.strip().casefold() for name in missing)
+    near = [repr(loose[key]) for key in keys if key in loose]
+    return f" (the file has {listed(near)}: mind spaces and case)" if near else ""
 
 
 def require_features(
@@ -241,12 +281,12 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             f"{path}: reading Parquet needs pyarrow, which this environment lacks; "
             "fix: `uv sync` (the pipeline group has it), or convert the file to CSV"
         ) from None
-    if not path.is_file():
-        raise DataFileError(f"{path}: file not found")
+    _check_is_file(path)
     try:
         parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises its own ArrowInvalid and OSError subclasses
         raise DataFileError(f"{path}: not a readable Parquet file ({error})") from None
+    _check_unique(parquet.schema_arrow.names, path)
     start = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows):
         frame = _nfc_header(batch.to_pandas())

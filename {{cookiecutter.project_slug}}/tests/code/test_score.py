@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -178,7 +180,7 @@ def test_the_command_exits_1_when_most_rows_are_rejected(
         refused.output
     )
     assert "Traceback" not in refused.output
-    assert len(pd.read_csv(tmp_path / "batch.rejects.csv")) == 6  # written all the same
+    assert len(pd.read_csv(tmp_path / "out.rejects.csv")) == 6  # written all the same
     allowed = CliRunner().invoke(app, [*command, "--force", "--max-rejected", "0.6"])
     assert allowed.exit_code == 0, allowed.output
 
@@ -231,6 +233,70 @@ def test_parquet_in_and_out(tmp_path: Path, sample: pd.DataFrame, champion: Cham
     scored = pd.read_parquet(output)
     assert result.scored == len(scored) == len(sample)
     assert scored["row"].tolist() == list(range(len(sample)))
+
+
+def test_a_shard_without_rows_writes_the_same_typed_columns(
+    tmp_path: Path, sample: pd.DataFrame, champion: Champion
+) -> None:
+    """Shards are read together (a Parquet dataset): an empty one must not say "null"."""
+    source = tmp_path / "batch.csv"
+    sample.head(2).to_csv(source, index=False)
+    written = {}
+    for index in (0, 3):
+        output = tmp_path / f"shard-{index}.parquet"
+        job = _job(tmp_path, source, output=output, shard=Shard(index, 4), force=True)
+        _score(job, champion)
+        written[index] = pq.read_schema(output)
+    assert written[3] == written[0]
+    assert not any(pa.types.is_null(field.type) for field in written[3])
+
+
+def test_input_columns_named_as_outputs_keep_their_values(
+    tmp_path: Path, sample: pd.DataFrame, champion: Champion
+) -> None:
+    """A column called row or reason in the input, or a kept one called prediction, is
+    renamed "NAME (input)" rather than overwritten or crashing the run."""
+    frame, planted = _broken(sample, champion)
+    ids = [f"id-{row}" for row in range(len(frame))]
+    frame = frame.assign(row=ids, reason="as sent", prediction=ids)
+    source = tmp_path / "batch.csv"
+    frame.to_csv(source, index=False)
+    _score(_job(tmp_path, source, keep=("row", "prediction")), champion)
+    output = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert (output["row (input)"] == [f"id-{row}" for row in output["row"]]).all()
+    assert (output["prediction (input)"] == output["row (input)"]).all()
+    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv")
+    assert sorted(rejects["row"]) == sorted(planted)
+    assert (rejects["reason (input)"] == "as sent").all()
+    assert rejects["reason"].str.contains(":").all()
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_file(
+    tmp_path: Path, sample: pd.DataFrame, champion: Champion
+) -> None:
+    source = tmp_path / "batch.csv"
+    sample.head(5).to_csv(source, index=False)
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    with pytest.raises(ProjectError, match="taken is a folder; fix: name a file"):
+        _score(_job(tmp_path, source, output=folder, force=True), champion)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ProjectError, match=r"a-file.*; fix: make the input readable"):
+        _score(_job(tmp_path, source, output=blocker / "out.csv"), champion)
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_true_and_false_are_not_numbers_however_the_column_is_typed() -> None:
+    """A chunk holding True only comes typed bool; pandas would turn it into 1."""
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["a", "b"]),
+        features=[Column(name="size", type="float")],
+    )
+    for values in ([True, False], pd.array([True, None], dtype="boolean"), [True, 12.0]):
+        _, reasons = checked_rows(pd.DataFrame({"size": values}), contract)
+        assert reasons.iloc[0] == "size: True is not a number", values
 
 
 def test_the_log_sample_is_bounded_and_joins_the_output(

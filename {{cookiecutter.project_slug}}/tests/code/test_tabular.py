@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from {{ cookiecutter.package_name }} import (
@@ -14,6 +16,9 @@ from {{ cookiecutter.package_name }} import (
 from {{ cookiecutter.package_name }}.contract import (
     Column,
     Contract,
+)
+from {{ cookiecutter.package_name }}.errors import (
+    ProjectError,
 )
 from {{ cookiecutter.package_name }}.tabular import (
     DataFileError,
@@ -183,3 +188,32 @@ def test_a_name_typed_in_either_unicode_form_is_the_same_column(tmp_path: Path) 
     ):
         assert list(frame.columns) == [composed, "label"]
         require_features(frame.columns, contract, path)
+
+
+def test_a_repeated_column_name_is_refused(tmp_path: Path) -> None:
+    """pandas would keep the first copy under the name and rename the other: which one the
+    user meant cannot be known, so the file is refused, in every reader."""
+    path = write(tmp_path, "\ufeffsize,count,size,label\r\n1.5,1,9.0,a\r\n")
+    for read in (
+        lambda: read_table(path, CONTRACT),
+        lambda: read_table_sample(path, CONTRACT, 5, 0),
+        lambda: next(read_table_chunks(path, CONTRACT, 10)),
+    ):
+        with pytest.raises(
+            DataFileError, match=r"data\.csv: the header repeats column 'size'; fix"
+        ):
+            read()
+    table = pa.table([[1.5], [9.0], ["a"]], names=["size", "size", "label"])
+    parquet = tmp_path / "data.parquet"
+    pq.write_table(table, parquet)
+    with pytest.raises(DataFileError, match="the header repeats column 'size'"):
+        next(read_table_chunks(parquet, CONTRACT, 10))
+
+
+def test_a_folder_and_a_near_miss_column_are_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="is a folder, not a file"):
+        read_table(tmp_path)
+    with pytest.raises(
+        ProjectError, match=r"missing contract columns size \(the file has ' Size '"
+    ):
+        require_features(pd.Index([" Size ", "count"]), CONTRACT, "data.csv")

@@ -442,6 +442,53 @@ def test_rows_that_break_the_contract_are_counted_and_kept_for_the_checks(
     assert f"(row 0: {name}: 'not a value' is not " in note
 
 
+def test_rows_the_model_cannot_take_get_no_prediction_and_an_empty_column_is_drift(
+    monitor_settings: MonitorSettings,
+    contract: Contract,
+    champion: Champion,
+    production: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    """An infinite value (scikit-learn refuses it) and a column left blank by a broken feed
+    (Evidently cannot test it) are findings, not crashes."""
+    numeric = next(column.name for column in contract.features if column.is_numeric)
+    batch = production.astype({numeric: object})
+    batch.loc[batch.index[3], numeric] = float("inf")
+    window = csv_window(batch, tmp_path / "inf.csv", contract, champion)
+    assert window.frame[PREDICTION].isna().tolist() == [row == 3 for row in range(len(batch))]
+    assert window.labels is not None
+    assert window.labels.isna().iloc[3]  # no prediction: no label judges it
+    assert (
+        f"(row 3: {numeric}: inf is not a finite number); they get no prediction"
+        in (window.notes[0])
+    )
+    run_monitor(monitor_settings(), contract, champion, window)
+    blank = production.assign(**{numeric: None})
+    result = run_monitor(
+        monitor_settings(),
+        contract,
+        champion,
+        csv_window(blank, tmp_path / "blank.csv", contract, champion),
+    )
+    assert numeric in result.drifted_columns
+    assert result.alert
+    assert "no values in the window" in format_result(result)
+
+
+def test_labels_that_are_no_class_or_number_are_refused(
+    contract: Contract, champion: Champion, production: pd.DataFrame, tmp_path: Path
+) -> None:
+    target = contract.target.name
+    batch = production.astype({target: object})
+    batch.loc[batch.index[2], target] = "maybe"
+    path = tmp_path / "labelled.csv"
+    batch.to_csv(path, index=False)
+    with pytest.raises(
+        MonitoringInputError, match=r"labelled\.csv: 1 label\(s\) break the contract \(row 2: "
+    ):
+        read_batch_window(path, contract, champion, MAX_ROWS, SEED)
+
+
 def test_missing_categories_do_not_break_the_drift_report(settings: Settings) -> None:
     """Blank categories in the window and the reference: Evidently counts them, no crash."""
     contract = Contract(

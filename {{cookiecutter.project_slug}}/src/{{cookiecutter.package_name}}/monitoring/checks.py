@@ -15,7 +15,7 @@ import pandas as pd
 from ..comparison import Scored, drop_interval, from_outputs
 from ..contract import Contract
 from ..errors import MonitoringInputError
-from ..settings import Settings
+from ..settings import MonitorSettings, Settings
 from ..task import Task
 from .records import PREDICTION
 from .window import Window
@@ -30,6 +30,12 @@ class ColumnDrift:
     score: float
     threshold: float
     drifted: bool
+
+    def figures(self) -> str:
+        """The test with its score and threshold (a column without values has neither)."""
+        if math.isnan(self.score):
+            return self.method
+        return f"{self.method} {self.score:.4g} (threshold {self.threshold:g})"
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,9 @@ def _as_report_frame(frame: pd.DataFrame, contract: Contract, task: Task) -> pd.
             # Text with NaN for missing: Evidently cannot count pandas' NA in category columns.
             values = result[column.name]
             result[column.name] = values.astype(str).where(values.notna(), np.nan)
-    if task.prediction_is_categorical:
-        result[PREDICTION] = result[PREDICTION].astype("string")
+    if task.prediction_is_categorical:  # as the categories above (a refused row has none)
+        values = result[PREDICTION]
+        result[PREDICTION] = values.astype(str).where(values.notna(), np.nan)
     else:
         result[PREDICTION] = pd.to_numeric(result[PREDICTION], errors="coerce").astype(float)
     return result
@@ -139,6 +146,41 @@ def distinct_rows(frame: pd.DataFrame, contract: Contract) -> int:
     return len(frame[contract.feature_names].drop_duplicates())
 
 
+def _drift_tests(
+    features: list[str], prediction: bool, monitor: MonitorSettings, task: Task, raised: float
+) -> list[Any]:
+    """Evidently's drift tests on `features` (if any) and on the prediction (if `prediction`).
+
+    Their thresholds are the configured ones raised by `raised` (`threshold_factor`).
+    """
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    numerical_threshold = monitor.numerical_threshold * raised
+    categorical_threshold = monitor.categorical_threshold * raised
+    tests: list[Any] = []
+    if features:
+        # The features' drift share, as the verdict counts it: the prediction is not a feature.
+        tests.append(
+            DataDriftPreset(
+                columns=features,
+                drift_share=monitor.max_drifted_share,
+                num_method=monitor.numerical_test,
+                num_threshold=numerical_threshold,
+                cat_method=monitor.categorical_test,
+                cat_threshold=categorical_threshold,
+            )
+        )
+    if prediction:
+        method, threshold = (
+            (monitor.categorical_test, categorical_threshold)
+            if task.prediction_is_categorical
+            else (monitor.numerical_test, numerical_threshold)
+        )
+        tests.append(ValueDrift(column=PREDICTION, method=method, threshold=threshold))
+    return tests
+
+
 def drift_report(
     window: Window, reference: Window, contract: Contract, settings: Settings
 ) -> DriftReport:
@@ -150,35 +192,24 @@ def drift_report(
     already shows once: it was 2/3 of the report's time (9.8 s of 15 s on 13 columns).
     """
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import MissingValueCount, ValueDrift
-    from evidently.presets import DataDriftPreset, DatasetStats
+    from evidently.metrics import MissingValueCount
+    from evidently.presets import DatasetStats
 
     monitor, task = settings.monitor, settings.task
     raised = threshold_factor(distinct_rows(window.frame, contract), monitor.threshold_rows)
     current = _as_report_frame(window.frame, contract, task)
+    # Evidently cannot test a column without values; one that had values in training is the
+    # strongest drift there is, reported as such below.
+    empty = [name for name in [*contract.feature_names, PREDICTION] if current[name].isna().all()]
+    tested = [name for name in contract.feature_names if name not in empty]
     categorical = [c.name for c in contract.features if not c.is_numeric]
     numerical = [c.name for c in contract.features if c.is_numeric]
     (categorical if task.prediction_is_categorical else numerical).append(PREDICTION)
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    numerical_threshold = monitor.numerical_threshold * raised
-    categorical_threshold = monitor.categorical_threshold * raised
-    method, threshold = (
-        (monitor.categorical_test, categorical_threshold)
-        if task.prediction_is_categorical
-        else (monitor.numerical_test, numerical_threshold)
-    )
+    drift_tests = _drift_tests(tested, PREDICTION not in empty, monitor, task, raised)
     report = Report(
         [
-            # The features' drift share, as the verdict counts it: the prediction is not a feature.
-            DataDriftPreset(
-                columns=contract.feature_names,
-                drift_share=monitor.max_drifted_share,
-                num_method=monitor.numerical_test,
-                num_threshold=numerical_threshold,
-                cat_method=monitor.categorical_test,
-                cat_threshold=categorical_threshold,
-            ),
-            ValueDrift(column=PREDICTION, method=method, threshold=threshold),
+            *drift_tests,
             DatasetStats(),
             *(MissingValueCount(column=name) for name in [*contract.feature_names, PREDICTION]),
         ],
@@ -191,7 +222,14 @@ def drift_report(
         ),
     )
     missing = {name: float(current[name].isna().mean()) for name in contract.feature_names}
-    return DriftReport(snapshot, _column_drifts(snapshot.dict()), missing)
+    drifts = _column_drifts(snapshot.dict())
+    reference_frame = reference.frame
+    for name in empty:
+        had_values = name in reference_frame.columns and reference_frame[name].notna().any()
+        drifts[name] = ColumnDrift(
+            name, "no values in the window", math.nan, math.nan, bool(had_values)
+        )
+    return DriftReport(snapshot, drifts, missing)
 
 
 def unjudged(window: Window, settings: Settings) -> str | None:

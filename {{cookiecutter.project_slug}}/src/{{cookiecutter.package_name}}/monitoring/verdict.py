@@ -169,10 +169,7 @@ def alerts_for(findings: Findings, monitor: MonitorSettings) -> list[str]:
         alerts.extend(_severe(findings.features, monitor.severe_drift_factor))
     prediction = findings.prediction
     if monitor.alert_on_prediction_drift and prediction is not None and prediction.drifted:
-        alerts.append(
-            f"prediction drift: {prediction.method} {prediction.score:.3g} "
-            f"(threshold {prediction.threshold:g})"
-        )
+        alerts.append(f"prediction drift: {prediction.figures()}")
     performance = findings.performance
     if performance is not None and performance.degraded:
         alerts.append(
@@ -331,7 +328,12 @@ def format_result(result: MonitorResult) -> str:
     """The short table the CLI prints: column, test, score, drifted; then the verdict."""
     rows = [("feature", "test", "score", "drifted")]
     rows += [
-        (check.column, check.method, f"{check.score:.4g}", "DRIFT" if check.drifted else "-")
+        (
+            check.column,
+            check.method,
+            f"{check.score:.4g}".replace("nan", "-"),
+            "DRIFT" if check.drifted else "-",
+        )
         for check in sorted(result.features, key=lambda check: (not check.drifted, check.column))
     ]
     widths = [max(len(row[index]) for row in rows) for index in range(4)]
@@ -352,8 +354,7 @@ def format_result(result: MonitorResult) -> str:
     if result.prediction is not None:
         check = result.prediction
         lines.append(
-            f"prediction: {check.method} {check.score:.4g} (threshold {check.threshold:g}): "
-            + ("DRIFT" if check.drifted else "no drift")
+            f"prediction: {check.figures()}: " + ("DRIFT" if check.drifted else "no drift")
         )
     if result.performance is not None:
         performance = result.performance

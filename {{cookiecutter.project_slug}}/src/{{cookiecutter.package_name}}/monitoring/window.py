@@ -12,7 +12,7 @@ import pandas as pd
 from ..bundle import EVALUATION_FILE, Champion
 from ..contract import Contract
 from ..errors import MonitoringInputError, listed
-from ..row_checks import checked_rows
+from ..row_checks import checked_rows, label_problems
 from ..settings import Settings
 from ..tabular import (
     DataFileError,
@@ -145,37 +145,57 @@ def read_batch_window(
             f"the batch's {rows_in_file} rows were sampled to {len(frame)} while reading "
             "(monitor.max_rows, seeded) to bound time and memory"
         )
-    broken = _broken_rows_note(frame, contract)
-    if broken:
-        notes.append(broken)
+    labels = None
+    if contract.target.name in frame.columns:
+        labels = frame[contract.target.name]
+        check_labels(labels, contract, path)
+    broken = _broken_rows(frame, contract)
+    if broken.any():
+        notes.append(_broken_rows_note(frame, broken, contract))
+        labels = None if labels is None else labels.where(~broken)
     window = frame[contract.feature_names].copy()
-    predictions, probabilities = predict(champion, window)
-    window[PREDICTION] = predictions
-    labels = frame[contract.target.name] if contract.target.name in frame.columns else None
+    # The rows the service would refuse get no answer: the model may not take them (inf).
+    predictions, probabilities = predict(champion, window[~broken])
+    window[PREDICTION] = pd.Series(predictions, index=window.index[~broken], dtype=object)
+    if probabilities is not None:
+        probabilities = probabilities.reindex(window.index)
     return Window(window, str(path), rows_in_file, probabilities, labels, tuple(notes))
 
 
-def _broken_rows_note(frame: pd.DataFrame, contract: Contract) -> str:
-    """A note counting the rows the service would refuse (422), naming the first one's problem.
+def check_labels(labels: pd.Series, contract: Contract, source: Path) -> None:
+    """Refuse labels that are no class of the contract (or no number): no metric takes them."""
+    problems = label_problems(labels, contract)
+    if problems:
+        row, problem = next(iter(problems.items()))
+        raise MonitoringInputError(
+            f"{source}: {len(problems)} label(s) break the contract (row {row}: {problem}); "
+            f"fix: correct them, or the target's allowed values in the contract"
+        )
 
-    They stay in the window: blanks, values out of range and unknown codes are what the data
-    checks and the drift tests exist to see.
+
+def _broken_rows(frame: pd.DataFrame, contract: Contract) -> pd.Series:
+    """Which rows the service would refuse (422)."""
+    return checked_rows(frame, contract)[1] != ""
+
+
+def _broken_rows_note(frame: pd.DataFrame, broken: pd.Series, contract: Contract) -> str:
+    """A note counting the rows the service would refuse, naming the first one's problem.
+
+    They stay in the data checks and the drift tests: blanks, values out of range and unknown
+    codes are what those exist to see. They get no prediction, so no label judges them.
     """
-    _, reasons = checked_rows(frame, contract)
-    bad = (reasons != "").to_numpy()
-    if not bad.any():
-        return ""
+    reasons = checked_rows(frame[broken], contract)[1]
     # Numbered as `score` numbers rows: by position in the file, from 0, sampled or not.
-    first = f"row {frame.index[bad][0]}: {reasons[bad].iloc[0]}"
+    first = f"row {reasons.index[0]}: {reasons.iloc[0]}"
     return (
-        f"{int(bad.sum())} of {len(frame)} rows break the contract, which the service would "
-        f"refuse ({first}); `score` writes every row's reason"
+        f"{int(broken.sum())} of {len(frame)} rows break the contract, which the service "
+        f"would refuse ({first}); they get no prediction; `score` writes every row's reason"
     )
 
 
 def predict(champion: Champion, frame: pd.DataFrame) -> tuple[list[Any], pd.DataFrame | None]:
     """The champion's answers for `frame`, through the service's own code, as log columns."""
-    predictions = champion.predict_frame(frame)
+    predictions = champion.predict_frame(frame) if len(frame) else []
     values = [item.value for item in predictions]
     if not predictions or predictions[0].probabilities is None:
         return values, None
@@ -219,6 +239,7 @@ def attach_labels(window: Window, labels_path: Path, contract: Contract) -> Wind
             f"none of; fix: put the {contract.target.name} column in the batch itself"
         )
     labels = _label_file(labels_path, contract)
+    check_labels(labels[contract.target.name], contract, labels_path)
     in_file = len(labels)
     blank = labels[contract.target.name].isna()
     if blank.all():
