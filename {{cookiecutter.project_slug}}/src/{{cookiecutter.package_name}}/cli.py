@@ -98,9 +98,9 @@ def profile(
     if output is not None and output.exists() and not force:
         raise ProjectError(f"{output} already exists; fix: pass --force to replace it")
     frame = read_table(csv)
-    contract, skipped = propose_contract(frame, target, name or csv.stem, margin)
-    for reason in skipped:
-        typer.echo(f"warning: left out {reason}", err=True)
+    contract, warnings = propose_contract(frame, target, name or csv.stem, margin)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     classes = contract.target.allowed or []
     if len(classes) == BINARY:
         typer.echo(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from .contract import Column, ColumnType, Contract
 from .errors import ProjectError
+from .row_checks import shown
 
 # Integer columns with at most this many distinct values are proposed as categories (codes).
 MAX_INTEGER_CODES = 10
 # Text columns with more distinct values than this are free text, which the contract cannot hold.
 MAX_CATEGORIES = 50
+# A column whose values are at least this share of numbers is numeric: the rest are typos.
+MIN_NUMBER_SHARE = 0.9
 
 
 def _round_outward(value: float, *, up: bool) -> float:
@@ -34,32 +38,56 @@ def _numeric_range(values: pd.Series, margin: float, *, whole: bool) -> tuple[fl
     return (float(math.floor(lower)), float(math.ceil(upper))) if whole else (lower, upper)
 
 
-def propose_column(name: str, values: pd.Series, margin: float) -> Column | None:
-    """A contract entry for one column, or None for free text the contract cannot describe."""
+def _finite_numbers(name: str, present: pd.Series) -> tuple[pd.Series | None, str]:
+    """The column's finite numbers when nearly all its values are; why the others do not count.
+
+    A few typos ("1,5", "1e400", "inf") must not turn a numeric feature into free text, nor an
+    infinity into its range: the range comes from the finite numbers, and the warning names the
+    others, which `validate` will refuse until they are fixed. None: not a numeric column.
+    """
+    if pd.api.types.is_bool_dtype(present):
+        return None, ""
+    parsed = pd.to_numeric(present, errors="coerce").astype(float)
+    finite = np.isfinite(parsed)
+    if finite.sum() < MIN_NUMBER_SHARE * len(present):
+        return None, ""
+    others = present[~finite]
+    if others.empty:
+        return parsed, ""
+    return parsed[finite], (
+        f"{name}: {len(others)} of {len(present)} values are not finite numbers (first: "
+        f"{shown(others.iloc[0])}); proposed as a number from the others: `validate` refuses "
+        "those rows until they are fixed"
+    )
+
+
+def propose_column(name: str, values: pd.Series, margin: float) -> tuple[Column | None, str]:
+    """A contract entry for one column (None for free text or an empty column), and a warning."""
     nullable = bool(values.isna().any())
     present = values.dropna()
     if present.empty:
-        return None
-    if pd.api.types.is_bool_dtype(present) or not pd.api.types.is_numeric_dtype(present):
+        return None, f"left out {name}: empty, which a contract cannot describe"
+    numbers, warning = _finite_numbers(name, present)
+    if numbers is None:
         distinct = sorted(present.astype(str).unique())
         if len(distinct) > MAX_CATEGORIES:
-            return None
-        return Column(name=name, type="category", nullable=nullable, allowed=distinct)
+            return None, f"left out {name}: free text, which a contract cannot describe"
+        return Column(name=name, type="category", nullable=nullable, allowed=distinct), ""
     # Nulls make pandas read whole numbers as floats, so whole floats count as integers.
-    is_integer = pd.api.types.is_integer_dtype(present) or bool((present == present.round()).all())
-    if is_integer and present.nunique() <= MAX_INTEGER_CODES:
+    is_integer = bool((numbers == numbers.round()).all())
+    if is_integer and numbers.nunique() <= MAX_INTEGER_CODES:
         # 3.0 (a whole number read as a float beside a blank) is the code "3".
-        allowed = [str(int(code)) for code in sorted(present.unique())]
-        return Column(name=name, type="category", nullable=nullable, allowed=allowed)
+        allowed = [str(int(code)) for code in sorted(numbers.unique())]
+        return Column(name=name, type="category", nullable=nullable, allowed=allowed), ""
     column_type: ColumnType = "int" if is_integer else "float"
-    low, high = _numeric_range(present, margin, whole=is_integer)
-    return Column(name=name, type=column_type, nullable=nullable, min=low, max=high)
+    low, high = _numeric_range(numbers, margin, whole=is_integer)
+    return Column(name=name, type=column_type, nullable=nullable, min=low, max=high), warning
 
 
 def propose_contract(
     frame: pd.DataFrame, target: str, name: str, margin: float = 0.1
 ) -> tuple[Contract, list[str]]:
-    """Propose a contract for `frame`; also return the columns left out, with the reason."""
+    """Propose a contract for `frame`, and warnings: the columns left out, values not counted."""
     if target not in frame.columns:
         found = ", ".join(map(str, frame.columns[:5]))
         raise ProjectError(f"target column {target!r} is not in the data (columns: {found}, ...)")
@@ -67,13 +95,13 @@ def propose_contract(
         raise ProjectError(
             f"margin {margin} is negative; fix: use 0 or more (0.1 = 10% of the range)"
         )
-    skipped: list[str] = []
+    warnings: list[str] = []
     columns: dict[str, Column] = {}
     for column_name in map(str, frame.columns):
-        proposed = propose_column(column_name, frame[column_name], margin)
-        if proposed is None:
-            skipped.append(f"{column_name}: free text or empty, which a contract cannot describe")
-        else:
+        proposed, warning = propose_column(column_name, frame[column_name], margin)
+        if warning:
+            warnings.append(warning)
+        if proposed is not None:
             columns[column_name] = proposed
     if target not in columns:
         raise ProjectError(f"target column {target!r} is free text or empty; it cannot be a target")
@@ -83,7 +111,6 @@ def propose_contract(
     # Columns left out stay in the CSV: the proposal must still validate the file it came from.
     # Rows without a label are left out by `prepare`; the target itself is never null.
     labelled = columns[target].model_copy(update={"nullable": False})
-    contract = Contract(
-        name=name, target=labelled, features=features, allow_extra_columns=bool(skipped)
-    )
-    return contract, skipped
+    left_out = len(columns) < len(frame.columns)
+    contract = Contract(name=name, target=labelled, features=features, allow_extra_columns=left_out)
+    return contract, warnings

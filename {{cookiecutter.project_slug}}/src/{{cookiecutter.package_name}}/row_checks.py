@@ -23,7 +23,8 @@ SHOWN_CODES = 8  # allowed codes named in a reason
 _WHOLE_FLOAT_TEXT = re.compile(r"^(-?\d+)\.0*$")
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A value as a message quotes it: text in quotes, cut to SHOWN_CHARACTERS."""
     text = repr(value) if isinstance(value, str) else str(value)
     if len(text) <= SHOWN_CHARACTERS:
         return text
@@ -51,7 +52,7 @@ def _numbers(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashabl
 
     def flag(mask: pd.Series, message: str) -> None:
         for row, value in values[mask].items():
-            problems.setdefault(row, f"{column.name}: {_shown(value)} {message}")
+            problems.setdefault(row, f"{column.name}: {shown(value)} {message}")
 
     flag(present & (numbers.isna() | _not_numbers(values)), "is not a number")
     flag(numbers.abs() == np.inf, "is not a finite number")
@@ -71,11 +72,11 @@ def _codes(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashable,
     text = values.astype(object).where(~present, values.astype(str))
     whole = text.where(~text.isin(allowed)).str.extract(_WHOLE_FLOAT_TEXT, expand=False)
     text = text.where(whole.isna() | ~whole.isin(allowed), whole)
-    shown = ", ".join(map(repr, allowed[:SHOWN_CODES]))
-    shown += ", ..." if len(allowed) > SHOWN_CODES else ""
+    codes = ", ".join(map(repr, allowed[:SHOWN_CODES]))
+    codes += ", ..." if len(allowed) > SHOWN_CODES else ""
     bad = present & ~text.isin(allowed)
     problems = {
-        row: f"{column.name}: {_shown(value)} is not one of {shown}"
+        row: f"{column.name}: {shown(value)} is not one of {codes}"
         for row, value in values[bad].items()
     }
     return text, problems

@@ -48,12 +48,30 @@ def test_types_are_inferred(frame: pd.DataFrame) -> None:
 
 
 def test_free_text_is_left_out_with_a_reason(frame: pd.DataFrame) -> None:
-    contract, skipped = propose_contract(frame, target="churned", name="toy")
+    contract, warnings = propose_contract(frame, target="churned", name="toy")
     assert "comment" not in contract.feature_names
-    assert skipped == ["comment: free text or empty, which a contract cannot describe"]
+    assert warnings == ["left out comment: free text, which a contract cannot describe"]
     assert len(frame["comment"].unique()) > MAX_CATEGORIES
     # The comment column stays in the CSV: the proposal still accepts the file it came from.
     assert contract.allow_extra_columns
+
+
+@pytest.mark.parametrize("typo", ["1,5", "1e400", "inf", "about 2"])
+def test_a_typo_in_a_numeric_column_is_named_not_taken_for_text_or_range(
+    frame: pd.DataFrame, typo: str
+) -> None:
+    """One bad cell used to turn a feature into free text (left out) or its max into inf."""
+    frame = frame.astype({"length": object})
+    frame.loc[7, "length"] = typo
+    contract, warnings = propose_contract(frame, target="churned", name="toy")
+    [length] = [column for column in contract.features if column.name == "length"]
+    assert length.type == "float"
+    numbers = pd.to_numeric(frame["length"].drop(index=7))
+    assert length.min is not None
+    assert length.max is not None
+    assert length.min <= numbers.min() <= numbers.max() <= length.max < 1e6
+    assert warnings[0].startswith(f"length: 1 of {len(frame)} values are not finite numbers")
+    assert repr(typo) in warnings[0]
 
 
 def test_codes_beside_a_blank_are_proposed_as_whole_numbers(frame: pd.DataFrame) -> None:
