@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from .errors import EXIT_CODES_HELP, DataValidationError, ExitCode, ProjectError
+from .errors import (
+    EXIT_CODES_HELP,
+    DataValidationError,
+    ExitCode,
+    ProjectError,
+    file_errors_named,
+)
 from .privacy import opt_out
 
 if TYPE_CHECKING:  # pandas behind score.py: imported by the command, not by --help
@@ -150,9 +156,10 @@ def validate(
     if report_dir is None:
         # A one-off check must not overwrite the pipeline's (DVC-tracked) report.
         report_dir = settings.validation.report_dir if data is None else ADHOC_REPORTS / data.stem
-    outcome = validate_file(
-        data or settings.data.raw_path, contract, settings.validation.min_rows, report_dir
-    )
+    with file_errors_named():  # the report folder may be read-only
+        outcome = validate_file(
+            data or settings.data.raw_path, contract, settings.validation.min_rows, report_dir
+        )
     if not outcome.success:
         raise DataValidationError("data validation failed\n" + format_outcome(outcome))
     typer.echo(format_outcome(outcome))

@@ -3,7 +3,8 @@
 The CLI prints an error as one line and exits with its code, never with a traceback.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import IntEnum
 
 
@@ -65,3 +66,15 @@ class MonitoringReportError(ProjectError):
 
 class StoppedError(ProjectError):
     """A command stopped by a signal; the processes it started were stopped with it."""
+
+
+@contextmanager
+def file_errors_named() -> Iterator[None]:
+    """A file that cannot be read or written is a one-line error naming it, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        raise ProjectError(
+            f"{error.filename or 'a file'}: {error.strerror or error}; fix: make the input "
+            "readable and the output folder writable, or choose other paths"
+        ) from None

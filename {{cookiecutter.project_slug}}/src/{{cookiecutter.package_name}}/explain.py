@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ProjectError
+from .errors import ProjectError, file_errors_named
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,8 +286,8 @@ def explain_file(
     champion, explainer = load_explainer(bundle, task)
     contract = champion.contract
     frame = next(iter(read_table_chunks(source, contract, max_rows)), None)
-    if frame is None:
-        frame = pd.DataFrame(columns=contract.feature_names)
+    if frame is None or frame.empty:
+        raise ProjectError(f"{source}: no rows; fix: supply a file with data rows")
     require_features(frame.columns, contract, source)
     features, reasons = checked_rows(frame, contract)
     good = (reasons == "").to_numpy()
@@ -308,8 +308,9 @@ def explain_file(
             **{f"shap_{name}": found.values[:, i] for i, name in enumerate(found.features)},
         }
         table = table.join(pd.DataFrame(columns, index=np.flatnonzero(good)))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    with file_errors_named():
+        output.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(output, index=False)
     return ExplainedFile(
         len(frame), int(good.sum()), champion.version, explainer.method, explainer.output,
         gap, strongest,

@@ -18,7 +18,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ import pandas as pd
 
 from .bundle import Champion
 from .contract import Contract
-from .errors import ProjectError
+from .errors import ProjectError, file_errors_named
 from .monitoring.records import (
     MODEL_VERSION,
     PREDICTION,
@@ -313,18 +312,6 @@ class _Run:
             self.output.write(frame.astype(text))
 
 
-@contextmanager
-def _os_errors_named() -> Iterator[None]:
-    """A file that cannot be read or written is one line naming it (the partial files are gone)."""
-    try:
-        yield
-    except OSError as error:
-        raise ProjectError(
-            f"{error.filename or 'a file'}: {error.strerror or error}; fix: make the input "
-            "readable and the output folders writable, or choose other paths"
-        ) from None
-
-
 def _read_and_score(run: _Run, progress: Callable[[int, int, int], None]) -> None:
     job = run.job
     for path in (job.output, job.rejects):
@@ -344,7 +331,7 @@ def run_score(
     _check_paths(job)
     started = time.perf_counter()
     run = _Run(job, champion)
-    with _os_errors_named():
+    with file_errors_named():
         try:
             _read_and_score(run, progress)
         except BaseException:

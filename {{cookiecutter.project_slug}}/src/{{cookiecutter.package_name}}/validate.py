@@ -15,6 +15,7 @@ import pandas as pd
 
 from .contract import Column, Contract
 from .privacy import opt_out
+from .row_checks import shown
 from .tabular import read_table
 from .validation_report import render
 
@@ -266,7 +267,8 @@ def format_outcome(outcome: ValidationOutcome) -> str:
     lines = [f"{head}: {len(outcome.failures)} failed"]
     for failure in outcome.failures:
         where = f"column '{failure.column}'" if failure.column else "table"
-        examples = f" (e.g. {', '.join(map(repr, failure.examples))})" if failure.examples else ""
+        # Cut like a reject reason's value: a 1 MB cell must not be a 1 MB line.
+        examples = f" (e.g. {', '.join(map(shown, failure.examples))})" if failure.examples else ""
         lines.append(f"  - {where}: {failure.problem}{examples}  [{failure.check}]")
     lines.append(f"reports: {outcome.report_json}, {outcome.report_html}")
     return "\n".join(lines)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .row_checks import shown
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
 table { border-collapse: collapse; width: 100%; }
@@ -26,7 +28,7 @@ def _evidence(result: dict[str, Any]) -> str:
     if "observed_value" in details:
         return f"observed: {details['observed_value']}"
     if details.get("unexpected_count"):
-        examples = ", ".join(map(repr, details.get("partial_unexpected_list") or []))
+        examples = ", ".join(map(shown, details.get("partial_unexpected_list") or []))
         return f"{details['unexpected_count']} unexpected rows; e.g. {examples}"
     error = (result.get("exception_info") or {}).get("exception_message")
     return f"error: {error}" if error else ""

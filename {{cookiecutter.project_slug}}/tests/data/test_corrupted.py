@@ -124,6 +124,21 @@ def test_wrong_type_points_at_the_bad_values(
     assert failure.examples == ["twelve", "twelve"]
 
 
+def test_a_huge_bad_value_is_cut_in_the_summary(
+    sample: pd.DataFrame, contract: Contract, settings: Settings, tmp_path: Path
+) -> None:
+    """The summary is one line per failure: a 1 MB cell is quoted cut, not whole."""
+
+    def huge(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+        frame = frame.astype({first_numeric(contract): object})
+        frame.loc[frame.index[0], first_numeric(contract)] = "x" * 1_000_000
+        return frame
+
+    summary = format_outcome(run_gate(huge, sample, contract, settings, tmp_path))
+    assert "'xxxxxxxx" in summary
+    assert max(len(line) for line in summary.splitlines()) < 500
+
+
 def test_target_outside_the_contract_is_caught(
     sample: pd.DataFrame, contract: Contract, settings: Settings, tmp_path: Path
 ) -> None:

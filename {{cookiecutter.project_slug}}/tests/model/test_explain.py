@@ -139,6 +139,25 @@ def test_the_file_command_names_a_missing_column(
         explain_file(champion_bundle, settings.task, source, tmp_path / "out.csv", max_rows=10)
 
 
+def test_the_file_command_refuses_no_rows_and_an_unwritable_output(
+    settings: Settings,
+    contract: Contract,
+    sample: pd.DataFrame,
+    champion_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    """As `score` does: a header alone is no input, and a bad output path is one line."""
+    source = tmp_path / "records.csv"
+    sample[contract.feature_names].head(0).to_csv(source, index=False)
+    with pytest.raises(ProjectError, match=r"records\.csv: no rows; fix"):
+        explain_file(champion_bundle, settings.task, source, tmp_path / "out.csv", max_rows=10)
+    sample[contract.feature_names].head(2).to_csv(source, index=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ProjectError, match=r"a-file.*; fix: make the input readable"):
+        explain_file(champion_bundle, settings.task, source, blocker / "out.csv", max_rows=10)
+
+
 def test_without_background_rows_trees_are_explained_and_a_linear_model_names_the_fix(
     settings: Settings, contract: Contract, sample: pd.DataFrame
 ) -> None:
