@@ -96,7 +96,7 @@ def profile(
     force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Propose a data contract from a CSV; review it, then point contract_path at it."""
-    from .contract import dump_contract, save_contract
+    from .contract import dump_contract, nfc, save_contract
     from .metrics import BINARY
     from .profile import propose_contract
     from .tabular import read_table
@@ -104,6 +104,7 @@ def profile(
     if output is not None and output.exists() and not force:
         raise ProjectError(f"{output} already exists; fix: pass --force to replace it")
     frame = read_table(csv)
+    target = nfc(target)  # as the reader names the file's columns
     contract, warnings = propose_contract(frame, target, name or csv.stem, margin)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -448,6 +449,7 @@ def score(
 
     Checks rows with the API's rules, logs a sample for `monitor`; see score.py.
     """
+    from .contract import nfc
     from .score import ScoreJob, Shard, run_score
     from .settings import load_settings
 
@@ -462,7 +464,7 @@ def score(
         log_rows=settings.monitor.window_rows if log_rows is None else log_rows,
         chunk_rows=chunk_rows,
         shard=Shard(shard_index, shards),
-        keep=tuple(keep or ()),
+        keep=tuple(map(nfc, keep or ())),
         seed=settings.monitor.seed,
         force=force,
     )

@@ -3,6 +3,7 @@
 The CLI prints an error as one line and exits with its code, never with a traceback.
 """
 
+import errno
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
@@ -70,11 +71,23 @@ class StoppedError(ProjectError):
 
 @contextmanager
 def file_errors_named() -> Iterator[None]:
-    """A file that cannot be read or written is a one-line error naming it, not a traceback."""
+    """A path that cannot be read or written is a one-line error naming it, not a traceback.
+
+    Only the user's paths: missing, unreadable, read-only or a file where a folder should be.
+    A full disk or an I/O error is the machine's, worth a retry: it stays as it is.
+    """
     try:
         yield
+    except (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+        raise _path_error(error) from None
     except OSError as error:
-        raise ProjectError(
-            f"{error.filename or 'a file'}: {error.strerror or error}; fix: make the input "
-            "readable and the output folder writable, or choose other paths"
-        ) from None
+        if error.errno != errno.EROFS:
+            raise
+        raise _path_error(error) from None
+
+
+def _path_error(error: OSError) -> ProjectError:
+    return ProjectError(
+        f"{error.filename or 'a file'}: {error.strerror or error}; fix: make the input "
+        "readable and the output folder writable, or choose other paths"
+    )

@@ -20,7 +20,7 @@ from .explain import Explainer, overall, summary_figure
 from .rows import evaluation_split
 from .settings import Settings
 from .slices import SliceResult, as_json, assess_slices, dvc_metrics, mlflow_metrics, slice_failures
-from .tabular import read_table
+from .tabular import FLOAT_PARSER, read_table
 from .tracking import add_to_description, configure, optional_artifact, reported_failures
 from .train import CV_OUTPUTS_FILE, SERVING_ARTIFACTS, TRAINING_ARTIFACTS, TrainResult
 
@@ -193,7 +193,7 @@ def _expected_outputs(
 
 def _cv_outputs(run_id: str) -> pd.DataFrame | None:
     path = optional_artifact(run_id, f"{TRAINING_ARTIFACTS}/{CV_OUTPUTS_FILE}")
-    return None if path is None else pd.read_csv(path)
+    return None if path is None else pd.read_csv(path, float_precision=FLOAT_PARSER)
 
 
 def assess(

@@ -45,8 +45,8 @@ def _finite_numbers(name: str, present: pd.Series) -> tuple[pd.Series | None, st
     infinity into its range: the range comes from the finite numbers, and the warning names the
     others, which `validate` will refuse until they are fixed. None: not a numeric column.
     """
-    if pd.api.types.is_bool_dtype(present):
-        return None, ""
+    if pd.api.types.is_bool_dtype(present) or _holds_truth_values(present):
+        return None, ""  # True/False (with blanks, read as objects) are categories, not 1/0
     parsed = pd.to_numeric(present, errors="coerce").astype(float)
     finite = np.isfinite(parsed)
     if finite.sum() < MIN_NUMBER_SHARE * len(present):
@@ -56,9 +56,19 @@ def _finite_numbers(name: str, present: pd.Series) -> tuple[pd.Series | None, st
         return parsed, ""
     return parsed[finite], (
         f"{name}: {len(others)} of {len(present)} values are not finite numbers (first: "
-        f"{shown(others.iloc[0])}); proposed as a number from the others: `validate` refuses "
-        "those rows until they are fixed"
+        f"{shown(others.iloc[0])}); proposed from the others, so `validate` refuses those "
+        "rows until they are fixed"
     )
+
+
+def _holds_truth_values(present: pd.Series) -> bool:
+    if present.dtype != object:
+        return False
+    return bool(present.map(lambda value: isinstance(value, bool | np.bool_)).any())
+
+
+def _whole_numbers(numbers: pd.Series) -> bool:
+    return bool((numbers == numbers.round()).all())
 
 
 def propose_column(name: str, values: pd.Series, margin: float) -> tuple[Column | None, str]:
@@ -68,17 +78,21 @@ def propose_column(name: str, values: pd.Series, margin: float) -> tuple[Column 
     if present.empty:
         return None, f"left out {name}: empty, which a contract cannot describe"
     numbers, warning = _finite_numbers(name, present)
-    if numbers is None:
+    few_codes = (
+        numbers is not None and _whole_numbers(numbers) and numbers.nunique() <= MAX_INTEGER_CODES
+    )
+    # Codes written beside a few others ("1", "2", "U"): the others are codes too.
+    if numbers is None or (few_codes and warning and present.dtype == object):
         distinct = sorted(present.astype(str).unique())
         if len(distinct) > MAX_CATEGORIES:
             return None, f"left out {name}: free text, which a contract cannot describe"
         return Column(name=name, type="category", nullable=nullable, allowed=distinct), ""
     # Nulls make pandas read whole numbers as floats, so whole floats count as integers.
-    is_integer = bool((numbers == numbers.round()).all())
-    if is_integer and numbers.nunique() <= MAX_INTEGER_CODES:
+    is_integer = _whole_numbers(numbers)
+    if few_codes:
         # 3.0 (a whole number read as a float beside a blank) is the code "3".
         allowed = [str(int(code)) for code in sorted(numbers.unique())]
-        return Column(name=name, type="category", nullable=nullable, allowed=allowed), ""
+        return Column(name=name, type="category", nullable=nullable, allowed=allowed), warning
     column_type: ColumnType = "int" if is_integer else "float"
     low, high = _numeric_range(numbers, margin, whole=is_integer)
     return Column(name=name, type=column_type, nullable=nullable, min=low, max=high), warning

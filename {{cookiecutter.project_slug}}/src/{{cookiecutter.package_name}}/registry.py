@@ -48,7 +48,7 @@ from .evaluate import (
 )
 from .rows import row_keys
 from .settings import ANALYSIS_FILE, BEHAVIOURAL_FILE, EXPLANATION_FILE, SLICES_FILE, Settings
-from .tabular import read_table
+from .tabular import FLOAT_PARSER, read_table
 from .tracking import optional_artifact, reported_failures
 from .train import SERVING_ARTIFACTS, TrainResult
 
@@ -231,7 +231,7 @@ def _importance(run_id: str) -> dict[str, float]:
     path = optional_artifact(run_id, f"{EVALUATION_ARTIFACTS}/{IMPORTANCE_FILE}")
     if path is None:
         return {}
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, float_precision=FLOAT_PARSER)
     values = pd.to_numeric(table["importance"], errors="coerce").fillna(0.0)
     return dict(zip(table["feature"].astype(str), values.astype(float).tolist(), strict=True))
 

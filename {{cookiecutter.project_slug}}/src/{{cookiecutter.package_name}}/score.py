@@ -105,11 +105,11 @@ class ScoreResult:
 
         Both files are written either way: the reasons are in the reject file.
         """
-        if self.rejected <= limit * self.rows:
+        if not self.rows or self.rejected / self.rows <= limit:
             return None
         return (
             f"{self.rejected:,} of {self.rows:,} rows ({self.rejected / self.rows:.0%}) broke "
-            f"the data contract, more than --max-rejected ({limit:.0%}); fix: see the reason "
+            f"the data contract, more than --max-rejected ({limit:g}); fix: see the reason "
             f"beside each row in {rejects} (or raise --max-rejected)"
         )
 
@@ -183,7 +183,10 @@ class _Table:
 def _check_paths(job: ScoreJob) -> None:
     source = job.source.resolve()
     if job.chunk_rows < 1 or job.log_rows < 0:
-        raise ProjectError("--chunk-rows must be at least 1 and --log-rows at least 0")
+        raise ProjectError(
+            f"--chunk-rows {job.chunk_rows} / --log-rows {job.log_rows}; fix: --chunk-rows at "
+            "least 1 and --log-rows at least 0"
+        )
     if job.rejects.suffix.lower() != ".csv":
         raise ProjectError(f"--rejects {job.rejects}: rejects are written as CSV; fix: name a .csv")
     if job.output.resolve() == job.rejects.resolve():

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,16 @@ from .contract import Contract, nfc
 from .errors import ProjectError, listed
 
 _SNIFF_BYTES = 8192
+_MAX_HEADER_BYTES = 1 << 20  # a header line longer than this is not a CSV header
 _CHUNK_ROWS = 100_000
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Separators spreadsheets export instead of commas; read as CSV, the whole header is one column.
 OTHER_SEPARATORS = (";", "\t", "|")
+# pandas 2.3's default float parser kills the process (segfault) on some hex strings, such as
+# the uuid4 prediction ids "315e8080742544e9...": digits, "e", then a long "exponent" (about 1
+# id in 800; pandas issue 63167). It also reads about 1 written float in 6 back an ulp off.
+# Python's own parser does neither, at about twice the parse time: every CSV is read with it.
+FLOAT_PARSER: Final = "round_trip"
 
 
 class DataFileError(ProjectError):
@@ -46,26 +53,28 @@ def _check_unique(names: Iterable[str], path: Path) -> None:
         )
 
 
-def _check_header(head: bytes, path: Path) -> None:
-    """Check the header line: commas as separators, each name once."""
-    line, newline, _ = head.partition(b"\n")
-    header = line.decode("utf-8-sig", errors="replace").rstrip("\r")
+def _check_header(line: bytes, path: Path) -> list[str]:
+    """The header's column names as written, once each, separated by commas."""
+    header = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     _check_separator(header, path)
     names = next(csv.reader([header]), [])
-    _check_unique(names if newline else names[:-1], path)  # a cut last name is not a name
+    _check_unique(names, path)
+    return names
 
 
-def _check_is_text(path: Path) -> None:
+def _check_is_text(path: Path) -> list[str]:
+    """Refuse what is not UTF-8 comma-separated text; the header's column names as written."""
     _check_is_file(path)
     if path.stat().st_size == 0:
         raise DataFileError(f"{path}: file is empty (0 bytes); expected a CSV with a header row")
     with path.open("rb") as stream:
         head = stream.read(_SNIFF_BYTES)
+        stream.seek(0)
+        first_line = stream.readline(_MAX_HEADER_BYTES)
     if b"\x00" in head:
         raise DataFileError(
             f"{path}: not a CSV file (binary content); expected comma-separated text"
         )
-    _check_header(head, path)
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -74,11 +83,22 @@ def _check_is_text(path: Path) -> None:
             raise DataFileError(
                 f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV"
             ) from None
+    return _check_header(first_line, path)
+
+
+def _whole(values: pd.Series) -> bool:
+    """Whether every present value is a whole number an Int64 column holds (inf and 1e20 not)."""
+    present = values.dropna()
+    return bool(
+        (np.isfinite(present) & (present.abs() < 2**63) & (present == present.round())).all()
+    )
 
 
 def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
     """Parse numbers but keep unparseable values as they are, so a type check can point at them."""
-    parsed = pd.to_numeric(values, errors="coerce")
+    # True/False are no numbers, though pandas would make them 1/0 (row_checks refuses them too).
+    truth_values = values.map(lambda value: isinstance(value, bool | np.bool_)).astype(bool)
+    parsed = pd.to_numeric(values.where(~truth_values), errors="coerce")
     keep_original = parsed.isna() & values.notna()
     numbers = parsed.astype(object)
     if whole:  # built as objects: pandas would turn ints beside a NaN back into floats
@@ -92,10 +112,8 @@ def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
 
 def _as_category_text(values: pd.Series) -> pd.Series:
     """Categories as text. Codes read as floats (a blank turns 3 into 3.0) are the text "3"."""
-    if values.dtype.kind == "f":
-        present = values.dropna()
-        if (present == present.round()).all():
-            values = values.astype("Int64")
+    if values.dtype.kind == "f" and _whole(values):
+        values = values.astype("Int64")
     return values.astype("string")
 
 
@@ -109,11 +127,9 @@ def apply_contract_types(frame: pd.DataFrame, contract: Contract) -> pd.DataFram
             frame[column.name] = _as_category_text(values)
         elif values.dtype == object:
             frame[column.name] = _as_numbers_where_possible(values, whole=column.type == "int")
-        elif column.type == "int" and values.dtype.kind == "f":
-            whole = values.dropna()
-            if (whole == whole.round()).all():
-                # Nulls turn int columns into floats when read; the nullable Int64 undoes that.
-                frame[column.name] = values.astype("Int64")
+        elif column.type == "int" and values.dtype.kind == "f" and _whole(values):
+            # Nulls turn int columns into floats when read; the nullable Int64 undoes that.
+            frame[column.name] = values.astype("Int64")
     return frame
 
 
@@ -128,7 +144,10 @@ def _csv_errors_named(path: Path) -> Iterator[None]:
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = str(error).strip().splitlines()[0]
-        raise DataFileError(f"{path}: not a readable CSV ({reason})") from None
+        raise DataFileError(
+            f"{path}: not a readable CSV ({reason}); fix: give every row the header's number of "
+            "fields (quote a value that holds a comma)"
+        ) from None
 
 
 def _nfc_header(frame: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +211,9 @@ def read_table(path: Path, contract: Contract | None = None) -> pd.DataFrame:
     """Read a CSV; with a contract, type its columns and check it is the right kind of file."""
     _check_is_text(path)
     with _csv_errors_named(path):
-        frame = _nfc_header(pd.read_csv(path, encoding="utf-8", low_memory=False))
+        frame = _nfc_header(
+            pd.read_csv(path, encoding="utf-8", low_memory=False, float_precision=FLOAT_PARSER)
+        )
     if contract is None:
         return frame
     return _typed(frame, path, contract)
@@ -240,7 +261,13 @@ def read_table_sample(
     total = 0
     with (
         _csv_errors_named(path),
-        pd.read_csv(path, encoding="utf-8", low_memory=False, chunksize=_CHUNK_ROWS) as chunks,
+        pd.read_csv(
+            path,
+            encoding="utf-8",
+            low_memory=False,
+            chunksize=_CHUNK_ROWS,
+            float_precision=FLOAT_PARSER,
+        ) as chunks,
     ):
         for chunk in map(_nfc_header, chunks):
             chunk.index = pd.RangeIndex(total, total + len(chunk))
@@ -262,12 +289,18 @@ def read_table_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterat
     if path.suffix.lower() in PARQUET_SUFFIXES:
         yield from _parquet_chunks(path, chunk_rows)
         return
-    text = {column.name: str for column in contract.features if not column.is_numeric}
-    _check_is_text(path)
+    categories = {column.name for column in contract.features if not column.is_numeric}
+    # Keyed by the names as written: the contract's are in NFC, the file's may not be.
+    text = {name: str for name in _check_is_text(path) if nfc(name) in categories}
     with (
         _csv_errors_named(path),
         pd.read_csv(
-            path, encoding="utf-8", dtype=text, low_memory=False, chunksize=chunk_rows
+            path,
+            encoding="utf-8",
+            dtype=text,
+            low_memory=False,
+            chunksize=chunk_rows,
+            float_precision=FLOAT_PARSER,
         ) as chunks,
     ):
         yield from map(_nfc_header, chunks)

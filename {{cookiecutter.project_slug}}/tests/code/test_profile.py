@@ -110,3 +110,16 @@ def test_never_negative_quantities_keep_a_zero_floor() -> None:
 def test_unknown_target_is_named(frame: pd.DataFrame) -> None:
     with pytest.raises(ProjectError, match="target column 'label' is not in the data"):
         propose_contract(frame, target="label", name="toy")
+
+
+def test_true_false_with_blanks_and_codes_beside_a_letter_stay_categories(
+    frame: pd.DataFrame,
+) -> None:
+    """Read with a blank, True/False are objects (not 1/0); codes 1-3 beside "U" are codes."""
+    frame["member"] = [True, None, False] * (len(frame) // 3) + [True] * (len(frame) % 3)
+    frame["tier"] = (["1", "2", "3"] * len(frame))[: len(frame)]
+    frame.loc[::25, "tier"] = "U"
+    contract, _ = propose_contract(frame, target="churned", name="toy")
+    columns = {column.name: column for column in contract.features}
+    assert columns["member"].allowed == ["False", "True"]
+    assert columns["tier"].allowed == ["1", "2", "3", "U"]

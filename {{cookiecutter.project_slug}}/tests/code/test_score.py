@@ -156,6 +156,8 @@ def test_a_run_that_rejects_more_than_the_limit_says_so_with_both_files_written(
     assert str(job.rejects) in refused
     assert job.output.is_file()
     assert job.rejects.is_file()
+    exact = ScoreResult(100, 71, 29, 0, 1.0, "1", "id", None)
+    assert exact.too_many_rejected(0.29, job.rejects) is None  # 29% is not more than 0.29
 
 
 def test_the_command_exits_1_when_most_rows_are_rejected(
@@ -176,7 +178,7 @@ def test_the_command_exits_1_when_most_rows_are_rejected(
     command = ["score", str(source), "-o", str(tmp_path / "out.csv"), "--log-rows", "0"]
     refused = CliRunner().invoke(app, command)
     assert refused.exit_code == 1, refused.output
-    assert "6 of 10 rows (60%) broke the data contract, more than --max-rejected (50%)" in (
+    assert "6 of 10 rows (60%) broke the data contract, more than --max-rejected (0.5)" in (
         refused.output
     )
     assert "Traceback" not in refused.output
@@ -203,6 +205,8 @@ def test_a_rejected_row_is_written_with_the_values_it_came_with() -> None:
         "4,99999999,1.5,count: too large",
         "9,,2.0,count: blank",
     ], written
+    huge = rows.assign(count=[float("inf"), 1e20])  # no Int64 holds them: written as read
+    assert "inf" in rejected_rows(huge, reasons, contract).to_csv(index=False)
 
 
 def test_chunks_and_shards_change_nothing_but_who_scores_what(

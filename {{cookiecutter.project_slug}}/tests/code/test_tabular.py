@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -217,3 +219,59 @@ def test_a_folder_and_a_near_miss_column_are_named_as_such(tmp_path: Path) -> No
         ProjectError, match=r"missing contract columns size \(the file has ' Size '"
     ):
         require_features(pd.Index([" Size ", "count"]), CONTRACT, "data.csv")
+
+
+def test_an_id_that_looks_like_a_huge_exponent_does_not_crash_the_reader(tmp_path: Path) -> None:
+    """pandas 2.3's default float parser kills the process on "315e8080742544e9...": digits,
+    an "e", a long exponent. About 1 uuid4 prediction id in 800 looks like that."""
+    path = write(
+        tmp_path,
+        "prediction_id,row\n315e8080742544e9b891aef5ebe0572c,0\n53e828869411423a90b417eb7111f1d1,1\n",
+    )
+    program = (
+        "import sys; from pathlib import Path; "
+        "from {{ cookiecutter.package_name }}.tabular import read_table; "
+        "print(read_table(Path(sys.argv[1]))['prediction_id'].tolist())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "315e8080742544e9b891aef5ebe0572c" in done.stdout
+
+
+def test_a_category_named_in_another_unicode_form_is_still_read_as_text(tmp_path: Path) -> None:
+    """The reader keeps codes as text ("007") by name: the file's name, not the contract's."""
+    contract = Contract(
+        name="toy",
+        target=Column(name="label", type="category", allowed=["a", "b"]),
+        features=[Column(name="cat\u00e9gorie", type="category", allowed=["007", "010"])],
+    )
+    path = write(tmp_path, "cate\u0301gorie,label\n007,a\n010,b\n")
+    chunk = next(read_table_chunks(path, contract, 10))
+    assert chunk["cat\u00e9gorie"].tolist() == ["007", "010"]
+
+
+def test_the_whole_header_is_checked_and_its_encoding_first(tmp_path: Path) -> None:
+    names = [f"feature_{index:04d}" for index in range(900)]
+    path = write(tmp_path, ",".join([*names, "feature_0001"]) + "\n" + ",".join("1" * 901) + "\n")
+    with pytest.raises(DataFileError, match="the header repeats column 'feature_0001'"):
+        read_table(path)
+    path.write_bytes("prix_caf\u00e9,prix_caf\u00e8\n1,2\n".encode("latin-1"))
+    with pytest.raises(DataFileError, match="not UTF-8"):
+        read_table(path)
+
+
+def test_true_false_and_huge_values_are_kept_for_the_checks_not_converted(
+    tmp_path: Path,
+) -> None:
+    """True is not 1 and inf is no Int64: both stay as read, for the gate to name."""
+    path = write(tmp_path, "size,count,label\nTrue,inf,a\n,1e20,b\nFalse,,a\n")
+    frame = read_table(path, CONTRACT)  # True/False beside a blank: read as bool objects
+    assert frame["size"].tolist()[0] is True
+    assert frame["size"].tolist()[2] is False
+    assert frame["count"].tolist()[:2] == [float("inf"), 1e20]

@@ -473,6 +473,8 @@ def test_rows_the_model_cannot_take_get_no_prediction_and_an_empty_column_is_dri
     assert numeric in result.drifted_columns
     assert result.alert
     assert "no values in the window" in format_result(result)
+    summary = (result.report_dir / "summary.json").read_text()
+    json.loads(summary, parse_constant=lambda name: pytest.fail(f"{name} in summary.json"))
 
 
 def test_labels_that_are_no_class_or_number_are_refused(
@@ -627,6 +629,12 @@ def test_one_feature_moved_far_alerts_whatever_its_importance(settings: Settings
     assert "f29 (wasserstein 0.61)" in alert
     assert alerts(0.9, threshold=0.49) == []  # a small window's raised threshold raises it too
     assert alerts(float("nan")) == []
+    # A feature left without any value (a broken feed) is the farthest move of all.
+    features = [drift(f"f{index}", drifted=False) for index in range(29)]
+    features.append(ColumnDrift("f29", "no values in the window", math.nan, math.nan, True))
+    findings = Findings(None, features, None, 1 / 30, 0.01, None, [])  # type: ignore[arg-type]
+    [vanished] = alerts_for(findings, settings.monitor)
+    assert "f29 (no values in the window)" in vanished
     lenient = settings.monitor.model_copy(update={"severe_drift_factor": 4.0})
     findings = Findings(None, [drift("f0", True)], None, 1 / 30, 0.01, None, [])  # type: ignore[arg-type]
     assert alerts_for(findings, lenient) == []

@@ -80,7 +80,19 @@ class MonitorResult:
         result["report_dir"] = str(self.report_dir)
         result["alert"] = self.alert
         result["drifted_columns"] = self.drifted_columns
-        return result
+        cleaned: dict[str, Any] = _without_nan(result)
+        return cleaned
+
+
+def _without_nan(value: Any) -> Any:
+    """`value` with NaN and infinities as None: JSON has no NaN (jq and browsers refuse it)."""
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def bounded(window: Window, monitor: MonitorSettings) -> Window:
@@ -126,11 +138,16 @@ def _severe(features: list[ColumnDrift], factor: float) -> list[str]:
     severe = [
         check
         for check in features
-        if math.isfinite(check.score) and check.score >= factor * check.threshold
+        # A feature with no value left (method "no values in the window") moved farthest.
+        if (math.isfinite(check.score) and check.score >= factor * check.threshold)
+        or (math.isnan(check.score) and check.drifted)
     ]
     if not severe:
         return []
-    named = ", ".join(f"{check.column} ({check.method} {check.score:.3g})" for check in severe)
+    named = ", ".join(
+        f"{check.column} ({check.method}{'' if math.isnan(check.score) else f' {check.score:.3g}'})"
+        for check in severe
+    )
     return [
         f"data drift: {len(severe)} feature(s) moved more than {factor:g}x the drift threshold "
         f"(monitor.severe_drift_factor): {named}"
@@ -310,7 +327,8 @@ def _write_reports(
             quality = quality_report(*frames, contract, settings.task)
             quality.save_html(str(partial / "quality.html"))
             quality.save_json(str(partial / "quality.json"))
-        (partial / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        summary = json.dumps(result.to_dict(), indent=2, allow_nan=False)
+        (partial / "summary.json").write_text(summary + "\n")
         os.replace(partial, result.report_dir)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)

@@ -15,6 +15,7 @@ from ..errors import MonitoringInputError, listed
 from ..row_checks import checked_rows, label_problems
 from ..settings import Settings
 from ..tabular import (
+    FLOAT_PARSER,
     DataFileError,
     apply_contract_types,
     read_table,
@@ -292,6 +293,6 @@ def read_evaluation(bundle: Path) -> pd.DataFrame | None:
     """The champion's answers on its held-out rows, kept in its bundle (None if not there)."""
     path = bundle / EVALUATION_FILE
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, float_precision=FLOAT_PARSER)
     except (OSError, ValueError):
         return None
