@@ -78,7 +78,13 @@ def file_errors_named() -> Iterator[None]:
     """
     try:
         yield
-    except (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+    except (
+        PermissionError,
+        FileNotFoundError,
+        FileExistsError,  # a file where a folder is to be made
+        NotADirectoryError,
+        IsADirectoryError,
+    ) as error:
         raise _path_error(error) from None
     except OSError as error:
         if error.errno != errno.EROFS:
