@@ -10,6 +10,7 @@ import pandas as pd
 from .contract import Column, ColumnType, Contract
 from .errors import ProjectError
 from .row_checks import shown
+from .tabular import truth_values
 
 # Integer columns with at most this many distinct values are proposed as categories (codes).
 MAX_INTEGER_CODES = 10
@@ -45,7 +46,7 @@ def _finite_numbers(name: str, present: pd.Series) -> tuple[pd.Series | None, st
     infinity into its range: the range comes from the finite numbers, and the warning names the
     others, which `validate` will refuse until they are fixed. None: not a numeric column.
     """
-    if pd.api.types.is_bool_dtype(present) or _holds_truth_values(present):
+    if truth_values(present).any():
         return None, ""  # True/False (with blanks, read as objects) are categories, not 1/0
     parsed = pd.to_numeric(present, errors="coerce").astype(float)
     finite = np.isfinite(parsed)
@@ -59,12 +60,6 @@ def _finite_numbers(name: str, present: pd.Series) -> tuple[pd.Series | None, st
         f"{shown(others.iloc[0])}); proposed from the others, so `validate` refuses those "
         "rows until they are fixed"
     )
-
-
-def _holds_truth_values(present: pd.Series) -> bool:
-    if present.dtype != object:
-        return False
-    return bool(present.map(lambda value: isinstance(value, bool | np.bool_)).any())
 
 
 def _whole_numbers(numbers: pd.Series) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import Column, Contract
+from .tabular import truth_values
 
 # Problems listed per row before "and N more": a reason stays readable in a reject file.
 MAX_PROBLEMS = 3
@@ -34,14 +35,11 @@ def shown(value: object) -> str:
 def _not_numbers(values: pd.Series) -> pd.Series:
     """Which values are True/False or times, which the API refuses as numbers.
 
-    pandas would turn them into 1/0 and nanoseconds. A whole column of them comes typed (a
-    Parquet bool, a CSV chunk holding True only).
+    pandas would turn them into 1/0 and nanoseconds.
     """
-    if values.dtype.kind in "bmM":
+    if values.dtype.kind in "mM":
         return pd.Series(True, index=values.index)
-    if values.dtype == object:
-        return values.map(lambda value: isinstance(value, bool | np.bool_)).astype(bool)
-    return pd.Series(False, index=values.index)
+    return truth_values(values)
 
 
 def _numbers(column: Column, values: pd.Series) -> tuple[pd.Series, dict[Hashable, str]]:

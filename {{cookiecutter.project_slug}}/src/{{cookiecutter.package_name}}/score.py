@@ -253,16 +253,14 @@ class _Run:
         self.sample = RowSample(job.log_rows if job.log_dir else 0, job.seed)
         self.classes: tuple[str, ...] = ()
         self.read = self.rows = self.scored = self.rejected = 0
-        self.columns: list[str] = []
-        self._empty = pd.DataFrame()
+        self._header = pd.DataFrame()  # the input's columns and types, no rows: empty outputs
 
     def take(self, chunk: pd.DataFrame) -> None:
         """Check, score and write one chunk."""
         job = self.job
-        if not self.columns:
+        if self._header.columns.empty:  # the first chunk
             _check_columns(chunk, job, self.champion)
-            self.columns = list(chunk.columns)
-            self._empty = chunk.iloc[:0]  # the input's columns and types, for empty outputs
+            self._header = chunk.iloc[:0]
         self.read += len(chunk)
         if job.shard.count > 1:
             chunk = chunk[chunk.index % job.shard.count == job.shard.index]
@@ -307,9 +305,9 @@ class _Run:
         """Header-only files where nothing was written, so every run leaves both files."""
         if self.rejects.empty:
             no_reasons = pd.Series([], dtype=object)
-            self.rejects.write(rejected_rows(self._empty, no_reasons, self.champion.contract))
+            self.rejects.write(rejected_rows(self._header, no_reasons, self.champion.contract))
         if self.output.empty:
-            frame = self._answered(self._empty, self._no_answers())
+            frame = self._answered(self._header, self._no_answers())
             # Text columns as text, not "null" (a Parquet shard read with the others must match).
             text = {name: "string" for name in frame.columns if frame[name].dtype == object}
             self.output.write(frame.astype(text))

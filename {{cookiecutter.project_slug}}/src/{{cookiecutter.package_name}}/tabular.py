@@ -94,11 +94,23 @@ def _whole(values: pd.Series) -> bool:
     )
 
 
+def truth_values(values: pd.Series) -> pd.Series:
+    """Which values are True/False: no numbers, though pandas would make them 1/0.
+
+    A whole column of them comes typed bool (a Parquet bool, a CSV chunk of True only); beside
+    a blank or other values they are objects.
+    """
+    if values.dtype.kind == "b":
+        return pd.Series(True, index=values.index)
+    if values.dtype == object:
+        return values.map(lambda value: isinstance(value, bool | np.bool_)).astype(bool)
+    return pd.Series(False, index=values.index)
+
+
 def _as_numbers_where_possible(values: pd.Series, *, whole: bool) -> pd.Series:
     """Parse numbers but keep unparseable values as they are, so a type check can point at them."""
-    # True/False are no numbers, though pandas would make them 1/0 (row_checks refuses them too).
-    truth_values = values.map(lambda value: isinstance(value, bool | np.bool_)).astype(bool)
-    parsed = pd.to_numeric(values.where(~truth_values), errors="coerce")
+    # True/False stay as they are, for the type check to name (row_checks refuses them too).
+    parsed = pd.to_numeric(values.where(~truth_values(values)), errors="coerce")
     keep_original = parsed.isna() & values.notna()
     numbers = parsed.astype(object)
     if whole:  # built as objects: pandas would turn ints beside a NaN back into floats

@@ -150,9 +150,10 @@ def read_batch_window(
     if contract.target.name in frame.columns:
         labels = frame[contract.target.name]
         check_labels(labels, contract, path)
-    broken = _broken_rows(frame, contract)
+    reasons = checked_rows(frame, contract)[1]
+    broken = reasons != ""  # the rows the service would refuse (422)
     if broken.any():
-        notes.append(_broken_rows_note(frame, broken, contract))
+        notes.append(_broken_rows_note(reasons[broken], len(frame)))
         labels = None if labels is None else labels.where(~broken)
     window = frame[contract.feature_names].copy()
     # The rows the service would refuse get no answer: the model may not take them (inf).
@@ -174,22 +175,16 @@ def check_labels(labels: pd.Series, contract: Contract, source: Path) -> None:
         )
 
 
-def _broken_rows(frame: pd.DataFrame, contract: Contract) -> pd.Series:
-    """Which rows the service would refuse (422)."""
-    return checked_rows(frame, contract)[1] != ""
-
-
-def _broken_rows_note(frame: pd.DataFrame, broken: pd.Series, contract: Contract) -> str:
-    """A note counting the rows the service would refuse, naming the first one's problem.
+def _broken_rows_note(reasons: pd.Series, rows: int) -> str:
+    """A note counting the rows the service would refuse (`reasons`), naming the first problem.
 
     They stay in the data checks and the drift tests: blanks, values out of range and unknown
     codes are what those exist to see. They get no prediction, so no label judges them.
     """
-    reasons = checked_rows(frame[broken], contract)[1]
     # Numbered as `score` numbers rows: by position in the file, from 0, sampled or not.
     first = f"row {reasons.index[0]}: {reasons.iloc[0]}"
     return (
-        f"{int(broken.sum())} of {len(frame)} rows break the contract, which the service "
+        f"{len(reasons)} of {rows} rows break the contract, which the service "
         f"would refuse ({first}); they get no prediction; `score` writes every row's reason"
     )
 
